@@ -1,0 +1,271 @@
+"""Likelihood families p(x|z): how decoder outputs become a distribution over data.
+
+The decoder returns `num_params` raw values per data dimension, laid out as
+`(..., *data_shape, num_params)`. A likelihood turns them into named, constrained
+parameters (`parameters`) and those into a `tfd.Independent` over the data dimensions
+(`distribution`). The parameter names are what the export path writes into its manifest
+and what the ONNX runtime samples from.
+
+Families (`likelihood=` name):
+    - `"bernoulli"`: logits; x in [0, 1] (binary, or grey levels as the usual
+      cross-entropy objective, which is then not a normalized density).
+    - `"continuous_bernoulli"`: logits; the normalized density on [0, 1]
+      (Loaiza-Ganem and Cunningham, 2019).
+    - `"gaussian"`: loc, fixed `scale` (default 1): -log p is the squared error / 2
+      plus a constant.
+    - `"gaussian_learned_scale"`: loc and a per-dimension scale, softplus plus a floor.
+    - `"binomial"`: logits, with a fixed `total_count` (16 for the 8x8 digits).
+"""
+
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import validation
+from tfvae.registry import Registry
+
+tfd = tfp.distributions
+
+
+class Likelihood:
+    """Base class of the likelihood families.
+
+    Subclasses set `param_names` and implement `_distribution(params)` (elementwise) and
+    `in_support(x)`; `num_params = len(param_names)` is how many decoder outputs each
+    data dimension needs.
+    """
+
+    name: str = ""
+    param_names: tuple[str, ...] = ()
+    support: str = ""
+
+    @property
+    def num_params(self) -> int:
+        """Decoder outputs needed per data dimension."""
+        return len(self.param_names)
+
+    def parameters(self, raw: tf.Tensor) -> dict[str, tf.Tensor]:
+        """Maps raw decoder outputs `(..., *data_shape, num_params)` to named parameters.
+
+        Returns:
+            A dict `name -> (..., *data_shape)` float32 tensor, one per `param_names`.
+        """
+        raw = tf.cast(raw, tf.float32)
+        return {name: self._constrain(name, raw[..., i]) for i, name in enumerate(self.param_names)}
+
+    def _constrain(self, name: str, value: tf.Tensor) -> tf.Tensor:
+        return value
+
+    def distribution(self, params: dict, event_ndims: int) -> tfd.Distribution:
+        """Builds p(x|z) from named parameters of shape `(..., *data_shape)`.
+
+        Args:
+            params: the dict returned by `parameters`.
+            event_ndims: the number of data dimensions (3 for `(H, W, C)` images).
+
+        Returns:
+            A `tfd.Independent` whose event shape is the data shape.
+        """
+        return tfd.Independent(self._distribution(params), reinterpreted_batch_ndims=event_ndims)
+
+    def _distribution(self, params: dict) -> tfd.Distribution:
+        raise NotImplementedError
+
+    def in_support(self, x) -> tf.Tensor:
+        """Elementwise boolean: does each entry of `x` lie in the support?"""
+        raise NotImplementedError
+
+    def check_support(self, x, argument: str = "x") -> None:
+        """Raises a ValueError when any entry of `x` lies outside the support.
+
+        Runs eagerly on numpy arrays or eager tensors (the public boundaries); the
+        compiled training step does not re-check.
+        """
+        x = tf.convert_to_tensor(x, dtype=tf.float32)
+        inside = self.in_support(x)
+        if not bool(tf.reduce_all(inside)):
+            outside = int(tf.size(x)) - int(tf.math.count_nonzero(inside))
+            raise ValueError(
+                f"The {self.name!r} likelihood needs {argument} {self.support}. Received "
+                f"{outside} of {int(tf.size(x))} values outside it; {argument} ranges over "
+                f"[{float(tf.reduce_min(x)):g}, {float(tf.reduce_max(x)):g}]. "
+                f"{self._support_hint()}"
+            )
+
+    def _support_hint(self) -> str:
+        return ""
+
+    def constants(self) -> dict:
+        """Fixed (not decoded) parameters, e.g. `{"scale": 1.0}`; written to manifests."""
+        return self.get_config()
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"
+
+
+registry = Registry("likelihood", Likelihood)
+
+
+def _in_unit_interval(x) -> tf.Tensor:
+    return (x >= 0.0) & (x <= 1.0)
+
+
+_UNIT_HINT = (
+    "Hint: scale grey levels to [0, 1] (e.g. x / 255) or binarize them "
+    "(tfvae.data.make_dataset(..., binarize='dynamic'))."
+)
+
+
+@registry.register("bernoulli")
+class Bernoulli(Likelihood):
+    """Bernoulli pixels parameterized by logits.
+
+    Mathematical details: log p(x|z) = sum_i x_i log s(l_i) + (1 - x_i) log(1 - s(l_i)),
+    with s the logistic sigmoid and l the logits. For x in {0, 1} this is a normalized
+    likelihood; for grey levels in [0, 1] it is the cross-entropy objective (use
+    `continuous_bernoulli` for a normalized density on [0, 1]).
+    """
+
+    param_names = ("logits",)
+    support = "in [0, 1]"
+
+    def _distribution(self, params):
+        return tfd.Bernoulli(logits=params["logits"], dtype=tf.float32)
+
+    def in_support(self, x):
+        return _in_unit_interval(x)
+
+    def _support_hint(self):
+        return _UNIT_HINT
+
+
+@registry.register("continuous_bernoulli")
+class ContinuousBernoulli(Likelihood):
+    """The continuous Bernoulli: the normalized Bernoulli-shaped density on [0, 1].
+
+    Mathematical details: p(x|l) = C(s) s^x (1 - s)^(1 - x) with s = sigmoid(l) and
+    C(s) = 2 artanh(1 - 2s) / (1 - 2s) (C = 2 at s = 1/2). Loaiza-Ganem and Cunningham,
+    "The continuous Bernoulli", NeurIPS 2019.
+    """
+
+    param_names = ("logits",)
+    support = "in [0, 1]"
+
+    def _distribution(self, params):
+        return tfd.ContinuousBernoulli(logits=params["logits"])
+
+    def in_support(self, x):
+        return _in_unit_interval(x)
+
+    def _support_hint(self):
+        return _UNIT_HINT
+
+
+def _finite(x) -> tf.Tensor:
+    return tf.math.is_finite(x)
+
+
+@registry.register("gaussian")
+class Gaussian(Likelihood):
+    """Gaussian with decoded mean and a fixed scale (the "MSE" view).
+
+    Mathematical details: -log p(x|z) = ||x - loc||^2 / (2 scale^2)
+    + D log(scale sqrt(2 pi)), with D the number of data dimensions.
+
+    Args:
+        scale: the fixed standard deviation, in data units (> 0).
+    """
+
+    param_names = ("loc",)
+    support = "finite"
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = validation.positive_float(scale, "scale")
+
+    def _distribution(self, params):
+        return tfd.Normal(loc=params["loc"], scale=self.scale)
+
+    def in_support(self, x):
+        return _finite(x)
+
+    def get_config(self):
+        return {"scale": self.scale}
+
+
+@registry.register("gaussian_learned_scale")
+class GaussianLearnedScale(Likelihood):
+    """Gaussian with decoded per-dimension mean and scale.
+
+    Mathematical details: scale = softplus(raw_scale) + min_scale, so the scale stays
+    positive and the density bounded (an unbounded Gaussian likelihood makes the ELBO
+    diverge on data with constant pixels).
+
+    Args:
+        min_scale: the scale floor, in data units (> 0).
+    """
+
+    param_names = ("loc", "scale")
+    support = "finite"
+
+    def __init__(self, min_scale: float = 1e-3):
+        self.min_scale = validation.positive_float(min_scale, "min_scale")
+
+    def _constrain(self, name, value):
+        if name == "scale":
+            return tf.math.softplus(value) + self.min_scale
+        return value
+
+    def _distribution(self, params):
+        return tfd.Normal(loc=params["loc"], scale=params["scale"])
+
+    def in_support(self, x):
+        return _finite(x)
+
+    def get_config(self):
+        return {"min_scale": self.min_scale}
+
+
+@registry.register("binomial")
+class Binomial(Likelihood):
+    """Binomial counts out of a fixed `total_count`, parameterized by logits.
+
+    Mathematical details: log p(x|z) = sum_i log C(n, x_i) + x_i log s(l_i)
+    + (n - x_i) log(1 - s(l_i)), with n = total_count. The 8x8 digits (grey levels
+    0..16) are binomial with n = 16.
+
+    Args:
+        total_count: the number of trials n, a positive integer.
+    """
+
+    param_names = ("logits",)
+
+    def __init__(self, total_count: int = 16):
+        self.total_count = validation.positive_int(total_count, "total_count")
+
+    @property
+    def support(self) -> str:
+        return f"to be integers in [0, {self.total_count}]"
+
+    def _distribution(self, params):
+        return tfd.Binomial(total_count=float(self.total_count), logits=params["logits"])
+
+    def in_support(self, x):
+        return (x >= 0.0) & (x <= float(self.total_count)) & tf.equal(x, tf.round(x))
+
+    def _support_hint(self):
+        return "Hint: pass counts unscaled, or set total_count to the largest count."
+
+    def get_config(self):
+        return {"total_count": self.total_count}
+
+
+def get(identifier) -> Likelihood:
+    """Resolves a likelihood name, instance or serialized config (see `Registry.get`)."""
+    return registry.get(identifier, argument="likelihood")

@@ -1,0 +1,430 @@
+"""The variational autoencoder: a subclassed Keras model over TFP distributions.
+
+The encoder and decoder are Keras layers that return tensors (distribution parameters);
+the model turns them into `tfd` distributions through its families: q(z|x) through a
+posterior (`tfvae.posteriors`), p(x|z) through a likelihood (`tfvae.likelihoods`), and
+p(z) is a prior layer (`tfvae.priors`). `train_step` and `test_step` optimize and report
+the objective (`tfvae.objectives`) from one function, `_latent_terms`.
+
+Example:
+    >>> import keras, tfvae
+    >>> vae = tfvae.VAE(
+    ...     tfvae.networks.mlp_encoder(), tfvae.networks.mlp_decoder(), latent_dim=50,
+    ...     likelihood="bernoulli", seed=0)
+    >>> vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    >>> vae.fit(dataset, epochs=10)   # batches of x with values in [0, 1]
+    >>> x_new = vae.sample(16)
+"""
+
+import math
+import numbers
+
+import keras
+import numpy as np
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import likelihoods, networks, objectives, posteriors, priors, random, validation
+from tfvae.objectives import LatentTerms
+
+tfd = tfp.distributions
+
+METRIC_NAMES = ("loss", "elbo", "reconstruction", "kl")
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class VAE(keras.Model):
+    """A variational autoencoder trained on the ELBO (or the IWAE bound) with `fit`.
+
+    Args:
+        encoder: Keras layer mapping x `(batch_size, *data_shape)` to the posterior's raw
+            parameters `(batch_size, posterior.param_size(latent_dim))`. A
+            `tfvae.networks` network is sized automatically.
+        decoder: Keras layer mapping z `(batch_size, latent_dim)` to the likelihood's raw
+            parameters, `prod(data_shape) * likelihood.num_params` values per example in
+            the layout `(batch_size, *data_shape, num_params)`. A `tfvae.networks`
+            network is sized automatically.
+        latent_dim: size of z, a positive integer.
+        likelihood: p(x|z): a name from `tfvae.likelihoods.registry` or an instance.
+        prior: p(z): a name from `tfvae.priors.registry` or an instance.
+        posterior: q(z|x): a name from `tfvae.posteriors.registry` or an instance.
+        kl: `"analytic"` uses the closed-form KL where TFP registers one and Monte Carlo
+            otherwise; `"mc"` always uses Monte Carlo over the step's latent samples.
+        num_samples: latent samples L per example in each step.
+        beta: weight of the KL term in the `"elbo"` objective (1 is the ELBO).
+        objective: `"elbo"` or `"iwae"` (a name from `tfvae.objectives.registry`).
+        seed: integer seed of the model's `keras.random.SeedGenerator`; None draws one.
+        **kwargs: passed to `keras.Model` (e.g. `name`).
+
+    Raises:
+        ValueError: for an invalid argument; the message names it, what was expected
+            and what was received.
+    """
+
+    def __init__(
+        self,
+        encoder,
+        decoder,
+        latent_dim,
+        likelihood="bernoulli",
+        prior="standard_normal",
+        posterior="diagonal_normal",
+        kl="analytic",
+        num_samples=1,
+        beta=1.0,
+        objective="elbo",
+        seed=None,
+        **kwargs,
+    ):
+        for argument, layer in (("encoder", encoder), ("decoder", decoder)):
+            if not isinstance(layer, keras.layers.Layer):
+                raise TypeError(
+                    f"Expected {argument} to be a Keras layer that returns tensors. "
+                    f"Received: {argument}={layer!r}"
+                )
+        latent_dim = validation.positive_int(latent_dim, "latent_dim")
+        kl = validation.one_of(kl, ("analytic", "mc"), "kl")
+        num_samples = validation.positive_int(num_samples, "num_samples")
+        beta = validation.non_negative_float(beta, "beta")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ValueError(f"Expected seed to be an integer or None. Received: seed={seed!r}")
+        likelihood = likelihoods.get(likelihood)
+        prior = priors.get(prior)
+        posterior = posteriors.get(posterior)
+        objective = objectives.get(objective)
+        if not objective.uses_beta and beta != 1.0:
+            raise ValueError(
+                f"The {objective.name!r} objective does not weight the KL, so it needs "
+                f"beta=1. Received: beta={beta!r}"
+            )
+        super().__init__(**kwargs)
+        self.encoder = encoder
+        self.decoder = decoder
+        self.latent_dim = latent_dim
+        self.likelihood = likelihood
+        self.prior_layer = prior
+        self.posterior = posterior
+        self.kl = kl
+        self.num_samples = num_samples
+        self.beta = beta
+        self.objective = objective
+        self.seed = None if seed is None else int(seed)
+        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.data_shape = None
+        self._trackers = [keras.metrics.Mean(name=name) for name in METRIC_NAMES]
+        self._xla_per_replica = False
+
+    # ----------------------------------------------------------------------- building
+
+    def build(self, input_shape):
+        """Sizes and builds the networks and the prior for data of `input_shape[1:]`."""
+        data_shape = tuple(input_shape[1:])
+        if not data_shape or any(size is None for size in data_shape):
+            raise ValueError(
+                "Expected x of shape (batch_size, *data_shape) with a known data shape. "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        self.data_shape = tuple(int(size) for size in data_shape)
+        if isinstance(self.encoder, networks.SizedNetwork):
+            self.encoder.set_target_shape((self.posterior.param_size(self.latent_dim),))
+        if isinstance(self.decoder, networks.SizedNetwork):
+            self.decoder.set_target_shape((*self.data_shape, self.likelihood.num_params))
+        if not self.encoder.built:
+            self.encoder.build((None, *self.data_shape))
+        if not self.decoder.built:
+            self.decoder.build((None, self.latent_dim))
+        self.prior_layer.build((self.latent_dim,))
+
+    @property
+    def prior(self) -> tfd.Distribution:
+        """p(z), event shape `(latent_dim,)`."""
+        return self.prior_layer.distribution()
+
+    # ----------------------------------------------------------- distributions
+
+    def posterior_parameters(self, x, training=False) -> dict[str, tf.Tensor]:
+        """The posterior's named parameters for x `(batch_size, *data_shape)`."""
+        if not self.built:  # train/test steps reach here without going through __call__.
+            self.build(tuple(x.shape))
+        raw = self.encoder(x, training=training)
+        width = self.posterior.param_size(self.latent_dim)
+        self._check_width(
+            raw,
+            width,
+            f"the encoder to output {width} values per example for posterior "
+            f"{self.posterior.name!r} with latent_dim={self.latent_dim}",
+        )
+        raw = tf.reshape(raw, [tf.shape(raw)[0], width])
+        return self.posterior.parameters(raw, self.latent_dim)
+
+    def encode(self, x, training=False) -> tfd.Distribution:
+        """q(z|x): batch shape `(batch_size,)`, event shape `(latent_dim,)`."""
+        return self.posterior.distribution(self.posterior_parameters(x, training=training))
+
+    def likelihood_parameters(self, z, training=False) -> dict[str, tf.Tensor]:
+        """The likelihood's named parameters, each `(*z.shape[:-1], *data_shape)`."""
+        self._require_built("decode")
+        z = tf.convert_to_tensor(z, dtype=tf.float32)
+        if z.shape.rank is not None and (
+            z.shape.rank < 1 or z.shape[-1] not in (None, self.latent_dim)
+        ):
+            raise ValueError(
+                f"Expected z of shape (..., latent_dim={self.latent_dim}). "
+                f"Received: z.shape={tuple(z.shape)}"
+            )
+        leading_shape = tf.shape(z)[:-1]
+        raw = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
+        num_params = self.likelihood.num_params
+        width = math.prod(self.data_shape) * num_params
+        self._check_width(
+            raw,
+            width,
+            f"the decoder to output {width} values per example (data shape "
+            f"{self.data_shape} x {num_params} parameter(s) of likelihood "
+            f"{self.likelihood.name!r})",
+        )
+        raw = tf.reshape(raw, tf.concat([leading_shape, [*self.data_shape, num_params]], 0))
+        return self.likelihood.parameters(raw)
+
+    def decode(self, z, training=False) -> tfd.Distribution:
+        """p(x|z) for z `(..., latent_dim)`: batch `z.shape[:-1]`, event the data shape."""
+        return self.likelihood.distribution(
+            self.likelihood_parameters(z, training=training), event_ndims=len(self.data_shape)
+        )
+
+    @staticmethod
+    def _check_width(raw, width: int, expectation: str) -> None:
+        received = raw.shape[1:]
+        if received.is_fully_defined() and math.prod(received) != width:
+            raise ValueError(
+                f"Expected {expectation}. Received an output of shape {tuple(raw.shape)} "
+                f"({math.prod(received)} values per example)."
+            )
+
+    def _require_built(self, action: str) -> None:
+        if self.data_shape is None:
+            raise ValueError(
+                f"Cannot {action} before the model knows its data shape: call it on a "
+                "batch of x, fit it, or build it with model.build((None, *data_shape))."
+            )
+
+    # ------------------------------------------------------------------ the ELBO
+
+    def _latent_terms(self, x, num_samples, seed, training=False) -> LatentTerms:
+        """Log densities at `num_samples` reparameterized latents per example.
+
+        Args:
+            x: `(batch_size, *data_shape)` float data in the likelihood's support.
+            num_samples: the number L of latents per example.
+            seed: `(2,)` integer stateless seed of the posterior noise.
+            training: passed to the encoder and decoder.
+
+        Returns:
+            `LatentTerms` with `(L, batch_size)` log densities and the `(batch_size,)` KL.
+        """
+        x = tf.cast(x, tf.float32)
+        params = self.posterior_parameters(x, training=training)
+        q = self.posterior.distribution(params)
+        noise = random.standard_normal([num_samples, tf.shape(x)[0], self.latent_dim], seed)
+        z = self.posterior.reparameterize(params, noise)  # [L, B, D]
+        log_likelihood = self.decode(z, training=training).log_prob(x)  # [L, B]
+        p = self.prior
+        log_prior = p.log_prob(z)  # [L, B]
+        log_posterior = q.log_prob(z)  # [L, B]
+        kl = self._analytic_kl(q, p) if self.kl == "analytic" else None
+        if kl is None:
+            kl = tf.reduce_mean(log_posterior - log_prior, axis=0)
+        return LatentTerms(log_likelihood, log_prior, log_posterior, kl)
+
+    @staticmethod
+    def _analytic_kl(q, p):
+        try:
+            return tfd.kl_divergence(q, p)
+        except NotImplementedError:
+            return None
+
+    def elbo_terms(self, x, num_samples=None, seed=None, training=False) -> dict[str, tf.Tensor]:
+        """Per-example ELBO, reconstruction E_q[log p(x|z)] and KL, in nats.
+
+        Args:
+            x: `(batch_size, *data_shape)` data in the likelihood's support.
+            num_samples: Monte Carlo samples L (default: the model's `num_samples`).
+            seed: int or `(2,)` stateless seed; None draws from the model's generator.
+            training: passed to the networks.
+
+        Returns:
+            A dict with `elbo`, `reconstruction` and `kl`, each `(batch_size,)`.
+        """
+        num_samples = self.num_samples if num_samples is None else num_samples
+        num_samples = validation.positive_int(num_samples, "num_samples")
+        seed = self.seed_generator.next() if seed is None else random.as_seed(seed)
+        terms = self._latent_terms(x, num_samples, seed, training=training)
+        return {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+
+    def _per_example_metrics(self, x, seed, training) -> dict[str, tf.Tensor]:
+        terms = self._latent_terms(x, self.num_samples, seed, training=training)
+        return {
+            "loss": self.objective.loss(terms, self.beta),
+            "elbo": terms.elbo,
+            "reconstruction": terms.reconstruction,
+            "kl": terms.kl,
+        }
+
+    # ------------------------------------------------------------ Keras integration
+
+    def call(self, x, training=False):
+        """The reconstruction mean E[x | z = posterior mean], shaped like x."""
+        return self.decode(self.encode(x, training=training).mean(), training=training).mean()
+
+    def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
+        """Configures training; see `keras.Model.compile`.
+
+        Pass `jit_compile=True` to compile the train and test steps with XLA (Keras turns
+        `"auto"` off on CPU). Under a multi-replica `tf.distribute` strategy, XLA cannot
+        compile the whole step (the optimizer updates variables on several devices), so
+        the per-replica loss and gradient computation is compiled instead.
+        """
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        self._requested_jit_compile = jit_compile
+        self._xla_per_replica = jit_compile is True and replicas > 1
+        super().compile(
+            optimizer=optimizer,
+            jit_compile=False if self._xla_per_replica else jit_compile,
+            **kwargs,
+        )
+        self._compiled_loss_and_gradients = (
+            tf.function(self._loss_and_gradients, jit_compile=True)
+            if self._xla_per_replica
+            else self._loss_and_gradients
+        )
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config:
+            config["jit_compile"] = self._requested_jit_compile
+        return config
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    @property
+    def metrics(self):
+        return list(self._trackers)
+
+    @staticmethod
+    def _unpack(data):
+        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        return x, sample_weight
+
+    def _step_seed(self):
+        seed = self.seed_generator.next()
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
+
+    def _loss_and_gradients(self, x, sample_weight, seed):
+        """Per-replica forward and backward pass: (per-example metrics, gradients)."""
+        with tf.GradientTape() as tape:
+            per_example = self._per_example_metrics(x, seed, training=True)
+            losses = per_example["loss"]  # [B]
+            if sample_weight is not None:
+                losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
+            # Mean over the replica's batch, summed over replicas by the optimizer.
+            replicas = tf.distribute.get_replica_context().num_replicas_in_sync
+            loss = tf.reduce_mean(losses) / replicas
+            scaled_loss = self.optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+        return per_example, gradients
+
+    def train_step(self, data):
+        x, sample_weight = self._unpack(data)
+        per_example, gradients = self._compiled_loss_and_gradients(
+            x, sample_weight, self._step_seed()
+        )
+        self.optimizer.apply(gradients, self.trainable_variables)
+        return self._update_metrics(per_example, sample_weight)
+
+    def test_step(self, data):
+        x, sample_weight = self._unpack(data)
+        per_example = self._per_example_metrics(x, self._step_seed(), training=False)
+        return self._update_metrics(per_example, sample_weight)
+
+    def _update_metrics(self, per_example, sample_weight):
+        for tracker in self._trackers:
+            tracker.update_state(per_example[tracker.name], sample_weight=sample_weight)
+        return {tracker.name: tracker.result() for tracker in self._trackers}
+
+    def fit(self, x=None, *args, validation_data=None, **kwargs):
+        """`keras.Model.fit`, after checking that the data lie in the likelihood's support."""
+        return super().fit(
+            self._checked(x), *args, validation_data=self._checked(validation_data), **kwargs
+        )
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """`keras.Model.evaluate`, after checking the data's support."""
+        return super().evaluate(self._checked(x), *args, **kwargs)
+
+    def _checked(self, data):
+        """Checks arrays now, and `tf.data` batches as they are read, against the support."""
+        if isinstance(data, tf.data.Dataset):
+            return data.map(self._assert_in_support)
+        if isinstance(data, tuple) and data:
+            return (self._checked(data[0]), *data[1:])
+        if isinstance(data, np.ndarray | tf.Tensor):
+            self.likelihood.check_support(data)
+        return data
+
+    def _assert_in_support(self, *element):
+        x = element[0] if not isinstance(element[0], tuple) else element[0][0]
+        inside = tf.reduce_all(self.likelihood.in_support(tf.cast(x, tf.float32)))
+        message = f"The {self.likelihood.name!r} likelihood needs x {self.likelihood.support}."
+        with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
+            element = tf.nest.map_structure(tf.identity, element)
+        return element if len(element) > 1 else element[0]
+
+    # ----------------------------------------------------------------- generating
+
+    def sample(self, n, seed=None, mean=False) -> tf.Tensor:
+        """Draws `(n, *data_shape)` samples x ~ p(x|z), z ~ p(z).
+
+        Args:
+            n: number of samples, a positive integer.
+            seed: int or `(2,)` stateless seed; None draws from the model's generator.
+            mean: return E[x|z] instead of a draw from p(x|z).
+        """
+        self._require_built("sample")
+        n = validation.positive_int(n, "n")
+        seed = self.seed_generator.next() if seed is None else random.as_seed(seed)
+        z_seed, x_seed = random.split(seed)
+        p_x = self.decode(self.prior_layer.sample(n, z_seed))
+        return p_x.mean() if mean else p_x.sample(seed=tf.cast(x_seed, tf.int32))
+
+    # -------------------------------------------------------------- serialization
+
+    def get_config(self):
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update(
+            encoder=serialize(self.encoder),
+            decoder=serialize(self.decoder),
+            latent_dim=self.latent_dim,
+            likelihood=serialize(self.likelihood),
+            prior=serialize(self.prior_layer),
+            posterior=serialize(self.posterior),
+            kl=self.kl,
+            num_samples=self.num_samples,
+            beta=self.beta,
+            objective=serialize(self.objective),
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("encoder", "decoder"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)

@@ -1,0 +1,248 @@
+"""Encoder and decoder networks that the model sizes to its probability families.
+
+A network built here leaves its `target_shape` unset; `tfvae.VAE` sets it when it is built
+(the encoder to `(param_size,)` of the posterior, the decoder to
+`(*data_shape, num_params)` of the likelihood), so the same call works for every family:
+
+    encoder = tfvae.networks.mlp_encoder(hidden=(500, 500))
+    decoder = tfvae.networks.mlp_decoder(hidden=(500, 500))
+    vae = tfvae.VAE(encoder, decoder, latent_dim=50, likelihood="bernoulli")
+
+Any other Keras layer that returns tensors works too, as long as its output width matches
+what the families need (the model checks and says the width it needs).
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from tfvae import validation
+
+
+def _validated_shape(shape, argument: str) -> tuple[int, ...] | None:
+    if shape is None:
+        return None
+    shape = tuple(shape)
+    for size in shape:
+        validation.positive_int(size, argument)
+    return shape
+
+
+class SizedNetwork(keras.layers.Layer):
+    """A layer whose output shape per example, `target_shape`, the model may set.
+
+    Args:
+        target_shape: the output shape without the batch axis, or None to let
+            `tfvae.VAE` choose it from its families.
+        activation: activation of the hidden layers (any Keras activation name).
+    """
+
+    def __init__(self, target_shape=None, activation: str = "relu", **kwargs):
+        super().__init__(**kwargs)
+        self.target_shape = _validated_shape(target_shape, "target_shape")
+        self.activation = activation
+        keras.activations.get(activation)  # Fails early on an unknown activation name.
+
+    def set_target_shape(self, shape) -> None:
+        """Sets the output shape the model needs; a network can be sized only once."""
+        shape = _validated_shape(shape, "target_shape")
+        if self.target_shape is not None and self.target_shape != shape:
+            raise ValueError(
+                f"{self.name} already outputs shape {self.target_shape}; the model needs "
+                f"{shape}. Use a new network, or leave target_shape=None."
+            )
+        self.target_shape = shape
+
+    def _require_target_shape(self) -> tuple[int, ...]:
+        if self.target_shape is None:
+            raise ValueError(
+                f"{self.name} has no target_shape. Pass target_shape=... or use it inside "
+                "tfvae.VAE, which sets it from the likelihood or posterior."
+            )
+        return self.target_shape
+
+    def _reshape_output(self, flat: tf.Tensor) -> tf.Tensor:
+        return tf.reshape(flat, [tf.shape(flat)[0], *self.target_shape])
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(target_shape=self.target_shape, activation=self.activation)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class MLP(SizedNetwork):
+    """Dense network: flatten, `hidden` dense layers, a linear output layer, reshape.
+
+    Args:
+        hidden: units of each hidden layer; `()` gives a single linear layer.
+        target_shape: output shape without the batch axis (None: set by the model).
+        activation: activation of the hidden layers.
+
+    Input shape: `(batch_size, ...)`; output shape: `(batch_size, *target_shape)`.
+    """
+
+    def __init__(self, hidden=(500, 500), target_shape=None, activation="relu", **kwargs):
+        super().__init__(target_shape=target_shape, activation=activation, **kwargs)
+        self.hidden = tuple(validation.positive_int(units, "hidden") for units in hidden)
+
+    def build(self, input_shape):
+        target_shape = self._require_target_shape()
+        self.hidden_layers = [
+            keras.layers.Dense(units, activation=self.activation, name=f"dense_{i}")
+            for i, units in enumerate(self.hidden)
+        ]
+        self.output_layer = keras.layers.Dense(math.prod(target_shape), name="output")
+        width = math.prod(input_shape[1:])
+        for layer in [*self.hidden_layers, self.output_layer]:
+            layer.build((None, width))
+            width = layer.units
+        self.built = True
+
+    def call(self, inputs):
+        h = tf.reshape(inputs, [tf.shape(inputs)[0], -1])  # [B, prod(input_shape)]
+        for layer in self.hidden_layers:
+            h = layer(h)
+        return self._reshape_output(self.output_layer(h))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(hidden=list(self.hidden))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvEncoder(SizedNetwork):
+    """Convolutional encoder for images: stride-2 3x3 convolutions, then a linear layer.
+
+    Args:
+        filters: channels of each stride-2 convolution; each halves height and width.
+        target_shape: output shape without the batch axis (None: set by the model).
+        activation: activation of the convolutions.
+
+    Input shape: `(batch_size, height, width, channels)`; output:
+    `(batch_size, *target_shape)`.
+    """
+
+    def __init__(self, filters=(32, 64), target_shape=None, activation="relu", **kwargs):
+        super().__init__(target_shape=target_shape, activation=activation, **kwargs)
+        self.filters = tuple(validation.positive_int(f, "filters") for f in filters)
+
+    def build(self, input_shape):
+        if len(input_shape) != 4:
+            raise ValueError(
+                "Expected ConvEncoder inputs of shape (batch_size, height, width, channels). "
+                f"Received: input_shape={tuple(input_shape)}"
+            )
+        target_shape = self._require_target_shape()
+        self.conv_layers = [
+            keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=self.activation)
+            for f in self.filters
+        ]
+        self.output_layer = keras.layers.Dense(math.prod(target_shape), name="output")
+        shape = tuple(input_shape)
+        for layer in self.conv_layers:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.output_layer.build((None, math.prod(shape[1:])))
+        self.built = True
+
+    def call(self, inputs):
+        h = inputs
+        for layer in self.conv_layers:
+            h = layer(h)
+        h = tf.reshape(h, [tf.shape(h)[0], -1])
+        return self._reshape_output(self.output_layer(h))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=list(self.filters))
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tfvae")
+class ConvDecoder(SizedNetwork):
+    """Convolutional decoder for images: a linear layer, stride-2 transposed convolutions.
+
+    The target shape is `(height, width, channels, num_params)`; height and width must be
+    divisible by 2 ** len(filters) (28x28 and 8x8 are, with the default two layers).
+
+    Args:
+        filters: channels of each stride-2 transposed convolution; each doubles height
+            and width.
+        target_shape: `(height, width, channels, num_params)` (None: set by the model).
+        activation: activation of the transposed convolutions.
+
+    Input shape: `(batch_size, latent_dim)`; output: `(batch_size, *target_shape)`.
+    """
+
+    def __init__(self, filters=(64, 32), target_shape=None, activation="relu", **kwargs):
+        super().__init__(target_shape=target_shape, activation=activation, **kwargs)
+        self.filters = tuple(validation.positive_int(f, "filters") for f in filters)
+
+    def build(self, input_shape):
+        target_shape = self._require_target_shape()
+        factor = 2 ** len(self.filters)
+        if len(target_shape) != 4 or target_shape[0] % factor or target_shape[1] % factor:
+            raise ValueError(
+                "Expected ConvDecoder target_shape (height, width, channels, num_params) with "
+                f"height and width divisible by {factor}. Received: target_shape={target_shape}"
+            )
+        height, width, channels, num_params = target_shape
+        self.start_shape = (height // factor, width // factor, self.filters[0])
+        self.input_layer = keras.layers.Dense(
+            math.prod(self.start_shape), activation=self.activation, name="project"
+        )
+        self.deconv_layers = [
+            keras.layers.Conv2DTranspose(
+                f, 3, strides=2, padding="same", activation=self.activation
+            )
+            for f in self.filters
+        ]
+        self.output_layer = keras.layers.Conv2D(
+            channels * num_params, 3, padding="same", name="output"
+        )
+        self.input_layer.build((None, input_shape[-1]))
+        shape = (None, *self.start_shape)
+        for layer in [*self.deconv_layers, self.output_layer]:
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True
+
+    def call(self, inputs):
+        h = self.input_layer(inputs)
+        h = tf.reshape(h, [tf.shape(h)[0], *self.start_shape])
+        for layer in self.deconv_layers:
+            h = layer(h)
+        # [B, H, W, C * K] -> [B, H, W, C, K]
+        return self._reshape_output(self.output_layer(h))
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(filters=list(self.filters))
+        return config
+
+
+def mlp_encoder(hidden=(500, 500), activation: str = "relu", **kwargs) -> MLP:
+    """The encoder of Kingma and Welling (2014): dense layers of `hidden` units."""
+    return MLP(hidden=hidden, activation=activation, name=kwargs.pop("name", "encoder"), **kwargs)
+
+
+def mlp_decoder(hidden=(500, 500), activation: str = "relu", **kwargs) -> MLP:
+    """The decoder of Kingma and Welling (2014): dense layers of `hidden` units."""
+    return MLP(hidden=hidden, activation=activation, name=kwargs.pop("name", "decoder"), **kwargs)
+
+
+def conv_encoder(filters=(32, 64), activation: str = "relu", **kwargs) -> ConvEncoder:
+    """A convolutional encoder for `(height, width, channels)` images (e.g. 28x28)."""
+    return ConvEncoder(
+        filters=filters, activation=activation, name=kwargs.pop("name", "encoder"), **kwargs
+    )
+
+
+def conv_decoder(filters=(64, 32), activation: str = "relu", **kwargs) -> ConvDecoder:
+    """A convolutional decoder for images whose sides are divisible by 2 ** len(filters)."""
+    return ConvDecoder(
+        filters=filters, activation=activation, name=kwargs.pop("name", "decoder"), **kwargs
+    )

@@ -1,0 +1,110 @@
+"""Training objectives: per-example losses built from one set of Monte Carlo terms.
+
+The model evaluates, once per step, the log densities of `num_samples` reparameterized
+latents per example (`LatentTerms`); an objective turns them into the per-example loss
+whose gradient trains the model. Every reported quantity (ELBO, reconstruction, KL) comes
+from the same terms, so `train_step`, `test_step` and evaluation agree by construction.
+
+Objectives (`objective=` name):
+    - `"elbo"`: -(E_q[log p(x|z)] - beta KL(q(z|x) || p(z))), Kingma and Welling (2014).
+    - `"iwae"`: -log (1/L) sum_l p(x, z_l) / q(z_l|x), the importance-weighted bound of
+      Burda, Grosse and Salakhutdinov (2015); tighter than the ELBO for L > 1.
+"""
+
+from typing import NamedTuple
+
+import tensorflow as tf
+
+from tfvae.registry import Registry
+
+
+class LatentTerms(NamedTuple):
+    """Log densities at `num_samples` latents per example, z_l ~ q(z|x).
+
+    Attributes:
+        log_likelihood: `(num_samples, batch_size)` log p(x | z_l), nats.
+        log_prior: `(num_samples, batch_size)` log p(z_l), nats.
+        log_posterior: `(num_samples, batch_size)` log q(z_l | x), nats.
+        kl: `(batch_size,)` KL(q(z|x) || p(z)), analytic where TFP registers one,
+            else the Monte Carlo mean of log q - log p over the same samples.
+    """
+
+    log_likelihood: tf.Tensor
+    log_prior: tf.Tensor
+    log_posterior: tf.Tensor
+    kl: tf.Tensor
+
+    @property
+    def reconstruction(self) -> tf.Tensor:
+        """`(batch_size,)` Monte Carlo estimate of E_q[log p(x|z)]."""
+        return tf.reduce_mean(self.log_likelihood, axis=0)
+
+    @property
+    def elbo(self) -> tf.Tensor:
+        """`(batch_size,)` evidence lower bound, reconstruction - KL."""
+        return self.reconstruction - self.kl
+
+    @property
+    def log_weights(self) -> tf.Tensor:
+        """`(num_samples, batch_size)` importance log-weights log p(x, z_l) - log q(z_l|x)."""
+        return self.log_likelihood + self.log_prior - self.log_posterior
+
+    def importance_weighted_bound(self) -> tf.Tensor:
+        """`(batch_size,)` log (1/L) sum_l exp(log_weights): the IWAE bound, nats."""
+        num_samples = tf.cast(tf.shape(self.log_weights)[0], self.log_weights.dtype)
+        return tf.reduce_logsumexp(self.log_weights, axis=0) - tf.math.log(num_samples)
+
+
+class Objective:
+    """Base class: maps `LatentTerms` to a `(batch_size,)` loss to minimize."""
+
+    name: str = ""
+    #: Whether the objective weights the KL by `beta` (the model rejects beta != 1 if not).
+    uses_beta: bool = True
+
+    def loss(self, terms: LatentTerms, beta: float) -> tf.Tensor:
+        raise NotImplementedError
+
+    def get_config(self) -> dict:
+        return {}
+
+    @classmethod
+    def from_config(cls, config: dict):
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+registry = Registry("objective", Objective)
+
+
+@registry.register("elbo")
+class ELBO(Objective):
+    """The negative (beta-weighted) evidence lower bound.
+
+    Mathematical details: loss = -(E_q[log p(x|z)] - beta KL(q || p)); beta = 1 is the
+    ELBO, beta > 1 the beta-VAE of Higgins et al. (2017).
+    """
+
+    def loss(self, terms, beta):
+        return -(terms.reconstruction - beta * terms.kl)
+
+
+@registry.register("iwae")
+class IWAE(Objective):
+    """The negative importance-weighted bound of Burda et al. (2015).
+
+    Mathematical details: loss = -log (1/L) sum_l p(x|z_l) p(z_l) / q(z_l|x) with
+    L = num_samples; it equals the ELBO loss for L = 1 and tightens as L grows.
+    """
+
+    uses_beta = False
+
+    def loss(self, terms, beta):
+        return -terms.importance_weighted_bound()
+
+
+def get(identifier) -> Objective:
+    """Resolves an objective name, instance or serialized config (see `Registry.get`)."""
+    return registry.get(identifier, argument="objective")

@@ -1,0 +1,112 @@
+"""Prior families p(z). Priors are Keras layers so that learnable ones train and save.
+
+The model builds its prior with `prior.build((latent_dim,))`.
+
+Families (`prior=` name):
+    - `"standard_normal"`: N(0, I), the default; KL to a Gaussian posterior is analytic.
+    - `"mixture"`: a learnable mixture of diagonal Gaussians (`tfd.MixtureSameFamily`);
+      the KL has no closed form and is estimated by Monte Carlo.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfvae import random, validation
+from tfvae.registry import Registry
+
+tfd = tfp.distributions
+
+
+class Prior(keras.layers.Layer):
+    """Base class of the priors: a layer whose `distribution()` is p(z), event `(latent_dim,)`."""
+
+    def build(self, input_shape):
+        self.latent_dim = validation.positive_int(input_shape[-1], "latent_dim")
+        self.built = True
+
+    def distribution(self) -> tfd.Distribution:
+        """p(z), with batch shape `()` and event shape `(latent_dim,)`."""
+        raise NotImplementedError
+
+    def sample(self, num_samples, seed) -> tf.Tensor:
+        """Draws `(num_samples, latent_dim)` latents from a stateless `(2,)` seed."""
+        return self.distribution().sample(num_samples, seed=tf.cast(seed, tf.int32))
+
+    def call(self, num_samples, seed):
+        return self.sample(num_samples, seed)
+
+
+registry = Registry("prior", Prior)
+
+
+@registry.register("standard_normal")
+class StandardNormal(Prior):
+    """The standard normal prior N(0, I)."""
+
+    def distribution(self):
+        zeros = tf.zeros([self.latent_dim])
+        return tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
+
+    def sample(self, num_samples, seed):
+        return random.standard_normal([num_samples, self.latent_dim], seed)
+
+
+_SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
+
+
+@registry.register("mixture")
+class Mixture(Prior):
+    """A learnable mixture of `num_components` diagonal Gaussians.
+
+    Mathematical details: p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)) with
+    pi = softmax(logits) and sigma = softplus(raw_scale) + min_scale; the component
+    means start as draws from N(0, I) and the scales at 1.
+
+    Args:
+        num_components: the number of mixture components K (>= 1).
+        min_scale: floor on the component standard deviations (> 0).
+        seed: seed for the initial component means.
+    """
+
+    def __init__(self, num_components: int = 10, min_scale: float = 1e-3, seed=None, **kwargs):
+        self.num_components = validation.positive_int(num_components, "num_components")
+        self.min_scale = validation.positive_float(min_scale, "min_scale")
+        self.seed = seed
+        super().__init__(**kwargs)
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        shape = (self.num_components, self.latent_dim)
+        self.logits = self.add_weight(
+            shape=(self.num_components,), initializer="zeros", name="logits"
+        )
+        self.locs = self.add_weight(
+            shape=shape, initializer=keras.initializers.RandomNormal(seed=self.seed), name="locs"
+        )
+        self.raw_scales = self.add_weight(
+            shape=shape,
+            initializer=keras.initializers.Constant(_SOFTPLUS_INVERSE_OF_ONE),
+            name="raw_scales",
+        )
+
+    def distribution(self):
+        scales = tf.math.softplus(tf.cast(self.raw_scales, tf.float32)) + self.min_scale
+        return tfd.MixtureSameFamily(
+            mixture_distribution=tfd.Categorical(logits=tf.cast(self.logits, tf.float32)),
+            components_distribution=tfd.MultivariateNormalDiag(
+                loc=tf.cast(self.locs, tf.float32), scale_diag=scales
+            ),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(num_components=self.num_components, min_scale=self.min_scale, seed=self.seed)
+        return config
+
+
+def get(identifier) -> Prior:
+    """Resolves a prior name, instance or serialized config (see `Registry.get`)."""
+    return registry.get(identifier, argument="prior")

@@ -1,0 +1,48 @@
+"""Argument checks shared by the constructors: clear errors naming the argument."""
+
+import math
+import numbers
+
+
+def positive_int(value, argument: str) -> int:
+    """Returns `value` as an int, or raises ValueError unless it is an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(
+            f"Expected {argument} to be a positive integer. Received: {argument}={value!r}"
+        )
+    return int(value)
+
+
+def positive_float(value, argument: str) -> float:
+    """Returns `value` as a float, or raises ValueError unless it is finite and > 0."""
+    return _finite_float(value, argument, minimum=0.0, strict=True)
+
+
+def non_negative_float(value, argument: str) -> float:
+    """Returns `value` as a float, or raises ValueError unless it is finite and >= 0."""
+    return _finite_float(value, argument, minimum=0.0, strict=False)
+
+
+def _finite_float(value, argument: str, minimum: float, strict: bool) -> float:
+    relation = ">" if strict else ">="
+    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    if (
+        not is_number
+        or not math.isfinite(value)
+        or value < minimum
+        or (strict and value == minimum)
+    ):
+        raise ValueError(
+            f"Expected {argument} to be a finite number {relation} {minimum:g}. "
+            f"Received: {argument}={value!r}"
+        )
+    return float(value)
+
+
+def one_of(value, options, argument: str):
+    """Returns `value`, or raises ValueError listing `options` when it is not one of them."""
+    if value not in options:
+        raise ValueError(
+            f"Expected {argument} to be one of {list(options)}. Received: {argument}={value!r}"
+        )
+    return value

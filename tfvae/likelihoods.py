@@ -17,6 +17,7 @@ Families (`likelihood=` name):
     - `"binomial"`: logits, with a fixed `total_count` (16 for the 8x8 digits).
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -83,11 +84,17 @@ class Likelihood:
         x = tf.convert_to_tensor(x, dtype=tf.float32)
         inside = self.in_support(x)
         if not bool(tf.reduce_all(inside)):
-            outside = int(tf.size(x)) - int(tf.math.count_nonzero(inside))
+            values = x.numpy()
+            numbers = values[~np.isnan(values)]
+            observed = (
+                f"the other values range over [{numbers.min():g}, {numbers.max():g}]"
+                if numbers.size
+                else "every value is NaN"
+            )
             raise ValueError(
                 f"The {self.name!r} likelihood needs {argument} {self.support}. Received "
-                f"{outside} of {int(tf.size(x))} values outside it; {argument} ranges over "
-                f"[{float(tf.reduce_min(x)):g}, {float(tf.reduce_max(x)):g}]. "
+                f"{values.size - int(np.count_nonzero(inside))} of {values.size} values "
+                f"outside it ({np.count_nonzero(np.isnan(values))} NaN); {observed}. "
                 f"{self._support_hint()}"
             )
 

@@ -133,7 +133,13 @@ class VAE(keras.Model):
             self.encoder.build((None, *self.data_shape))
         if not self.decoder.built:
             self.decoder.build((None, self.latent_dim))
-        self.prior_layer.build((self.latent_dim,))
+        if not self.prior_layer.built:
+            self.prior_layer.build((self.latent_dim,))
+        elif self.prior_layer.latent_dim != self.latent_dim:
+            raise ValueError(
+                f"Expected a prior over latent_dim={self.latent_dim} dimensions. Received a "
+                f"prior built for {self.prior_layer.latent_dim}: {self.prior_layer.name}"
+            )
 
     @property
     def prior(self) -> tfd.Distribution:
@@ -380,7 +386,10 @@ class VAE(keras.Model):
     def _assert_in_support(self, *element):
         x = element[0] if not isinstance(element[0], tuple) else element[0][0]
         inside = tf.reduce_all(self.likelihood.in_support(tf.cast(x, tf.float32)))
-        message = f"The {self.likelihood.name!r} likelihood needs x {self.likelihood.support}."
+        message = (
+            f"tfvae: x is outside the support of the {self.likelihood.name} likelihood, "
+            f"which needs x {self.likelihood.support}."
+        )
         with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
             element = tf.nest.map_structure(tf.identity, element)
         return element if len(element) > 1 else element[0]

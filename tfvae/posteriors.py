@@ -112,7 +112,7 @@ class FullCovariance(Posterior):
     def parameters(self, raw, latent_dim):
         raw = tf.cast(raw, tf.float32)
         fill = tfb.FillScaleTriL(
-            diag_bijector=tfb.Chain([tfb.Shift(self.min_scale), tfb.Softplus()])
+            diag_bijector=tfb.Chain([tfb.Shift(self.min_scale), tfb.Softplus()]), diag_shift=None
         )
         return {"loc": raw[:, :latent_dim], "scale_tril": fill.forward(raw[:, latent_dim:])}
 

@@ -54,9 +54,6 @@ class StandardNormal(Prior):
         return random.standard_normal([num_samples, self.latent_dim], seed)
 
 
-_SOFTPLUS_INVERSE_OF_ONE = math.log(math.e - 1.0)
-
-
 @registry.register("mixture")
 class Mixture(Prior):
     """A learnable mixture of `num_components` diagonal Gaussians.
@@ -88,7 +85,8 @@ class Mixture(Prior):
         )
         self.raw_scales = self.add_weight(
             shape=shape,
-            initializer=keras.initializers.Constant(_SOFTPLUS_INVERSE_OF_ONE),
+            # softplus(raw) + min_scale = 1 at initialization.
+            initializer=keras.initializers.Constant(math.log(math.expm1(1.0 - self.min_scale))),
             name="raw_scales",
         )
 

@@ -24,19 +24,29 @@ def non_negative_float(value, argument: str) -> float:
 
 
 def _finite_float(value, argument: str, minimum: float, strict: bool) -> float:
-    relation = ">" if strict else ">="
-    is_number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    number = _as_float(value)
     if (
-        not is_number
-        or not math.isfinite(value)
-        or value < minimum
-        or (strict and value == minimum)
+        number is None
+        or not math.isfinite(number)
+        or number < minimum
+        or (strict and number == minimum)
     ):
+        relation = ">" if strict else ">="
         raise ValueError(
             f"Expected {argument} to be a finite number {relation} {minimum:g}. "
             f"Received: {argument}={value!r}"
         )
-    return float(value)
+    return number
+
+
+def _as_float(value) -> float | None:
+    """`value` as a float (inf for integers too large for one), or None if not a number."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return None
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf
 
 
 def one_of(value, options, argument: str):

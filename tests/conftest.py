@@ -1,0 +1,18 @@
+"""Test configuration: two logical CPU devices, so tf.distribute tests have replicas."""
+
+import pytest
+import tensorflow as tf
+
+import tfvae  # noqa: F401  (selects the TensorFlow backend before Keras loads)
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()]
+)
+
+
+@pytest.fixture
+def rng():
+    import numpy as np
+
+    return np.random.default_rng(0)

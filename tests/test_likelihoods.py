@@ -1,0 +1,465 @@
+"""Tests for tfvae.likelihoods: log densities and means against scipy and numpy closed forms."""
+
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import special, stats
+
+from tfvae import likelihoods
+from tfvae.registry import Registry
+
+BATCH = 3
+DATA_SHAPE = (4, 4, 1)
+EVENT_NDIMS = len(DATA_SHAPE)
+KNOWN_NAMES = {
+    "bernoulli",
+    "binomial",
+    "continuous_bernoulli",
+    "gaussian",
+    "gaussian_learned_scale",
+}
+
+
+def all_likelihoods():
+    return [
+        likelihoods.Bernoulli(),
+        likelihoods.ContinuousBernoulli(),
+        likelihoods.Gaussian(scale=0.5),
+        likelihoods.GaussianLearnedScale(min_scale=0.01),
+        likelihoods.Binomial(total_count=16),
+    ]
+
+
+def raw_parameters(rng, lik, low=-3.0, high=3.0):
+    """Random decoder outputs `(batch, *data_shape, num_params)` as float32 numpy."""
+    shape = (BATCH, *DATA_SHAPE, lik.num_params)
+    return rng.uniform(low, high, size=shape).astype(np.float32)
+
+
+def model_log_prob(lik, raw, x):
+    """log p(x) per example through the public API, as float64 numpy."""
+    dist = lik.distribution(lik.parameters(tf.constant(raw)), event_ndims=EVENT_NDIMS)
+    return dist.log_prob(tf.constant(x, dtype=tf.float32)).numpy().astype(np.float64)
+
+
+def per_example_sum(elementwise):
+    return elementwise.reshape(BATCH, -1).sum(axis=1)
+
+
+def continuous_bernoulli_log_norm(p):
+    """log C(p), C(p) = 2 artanh(1 - 2p) / (1 - 2p), in float64; a series near p = 1/2."""
+    u = 1.0 - 2.0 * p
+    near = np.abs(u) < 1e-2
+    u_far = np.where(near, 0.5, u)
+    exact = np.log(2.0 * np.arctanh(u_far) / u_far)
+    # artanh(u) / u = 1 + u^2/3 + u^4/5 + ...; the next term is below 1e-21 for |u| < 1e-2.
+    series = np.log(2.0) + np.log1p(u**2 / 3 + u**4 / 5 + u**6 / 7 + u**8 / 9)
+    return np.where(near, series, exact)
+
+
+# ----------------------------------------------------------------------- log_prob
+
+
+def test_bernoulli_log_prob_matches_scipy(rng):
+    lik = likelihoods.Bernoulli()
+    raw = raw_parameters(rng, lik)
+    x = rng.integers(0, 2, size=(BATCH, *DATA_SHAPE)).astype(np.float32)
+    p = special.expit(raw[..., 0].astype(np.float64))
+
+    expected = per_example_sum(stats.bernoulli.logpmf(x, p))
+
+    np.testing.assert_allclose(model_log_prob(lik, raw, x), expected, rtol=1e-4)
+
+
+def test_continuous_bernoulli_log_prob_matches_closed_form(rng):
+    lik = likelihoods.ContinuousBernoulli()
+    # Logits of magnitude >= 0.5 keep p away from 1/2.
+    raw = raw_parameters(rng, lik, 0.5, 4.0) * rng.choice([-1.0, 1.0], size=(BATCH, *DATA_SHAPE, 1))
+    raw = raw.astype(np.float32)
+    x = rng.uniform(0.0, 1.0, size=(BATCH, *DATA_SHAPE))
+    x[0, 0, 0, 0], x[0, 0, 1, 0] = 0.0, 1.0  # the endpoints belong to the support
+    x = x.astype(np.float32)
+    p = special.expit(raw[..., 0].astype(np.float64))
+    xd = x.astype(np.float64)
+
+    elementwise = continuous_bernoulli_log_norm(p) + xd * np.log(p) + (1 - xd) * np.log1p(-p)
+
+    np.testing.assert_allclose(model_log_prob(lik, raw, x), per_example_sum(elementwise), rtol=1e-4)
+
+
+def test_continuous_bernoulli_log_prob_near_half(rng):
+    lik = likelihoods.ContinuousBernoulli()
+    raw = raw_parameters(rng, lik, -1e-2, 1e-2)
+    raw[0] = 0.0  # p = 1/2 exactly, where C = 2 and the density is uniform
+    x = rng.uniform(0.0, 1.0, size=(BATCH, *DATA_SHAPE)).astype(np.float32)
+    p = special.expit(raw[..., 0].astype(np.float64))
+    xd = x.astype(np.float64)
+
+    elementwise = continuous_bernoulli_log_norm(p) + xd * np.log(p) + (1 - xd) * np.log1p(-p)
+    got = model_log_prob(lik, raw, x)
+
+    # The sums are close to 0 (the density is nearly uniform), hence an absolute tolerance.
+    np.testing.assert_allclose(got, per_example_sum(elementwise), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(got[0], 0.0, atol=1e-5)  # log C(1/2) + log(1/2) = 0
+
+
+def test_gaussian_fixed_scale_log_prob_matches_scipy(rng):
+    lik = likelihoods.Gaussian(scale=0.5)
+    raw = raw_parameters(rng, lik)
+    x = rng.normal(size=(BATCH, *DATA_SHAPE)).astype(np.float32)
+
+    expected = per_example_sum(stats.norm.logpdf(x, loc=raw[..., 0], scale=0.5))
+
+    np.testing.assert_allclose(model_log_prob(lik, raw, x), expected, rtol=1e-4)
+
+
+def test_gaussian_learned_scale_log_prob_matches_scipy(rng):
+    lik = likelihoods.GaussianLearnedScale(min_scale=0.01)
+    raw = raw_parameters(rng, lik)
+    x = rng.normal(size=(BATCH, *DATA_SHAPE)).astype(np.float32)
+    raw64 = raw.astype(np.float64)
+    scale = np.logaddexp(0.0, raw64[..., 1]) + 0.01  # softplus + floor
+
+    expected = per_example_sum(stats.norm.logpdf(x, loc=raw64[..., 0], scale=scale))
+
+    np.testing.assert_allclose(model_log_prob(lik, raw, x), expected, rtol=1e-4)
+
+
+def test_binomial_log_prob_matches_scipy(rng):
+    lik = likelihoods.Binomial(total_count=16)
+    raw = raw_parameters(rng, lik)
+    x = rng.integers(0, 17, size=(BATCH, *DATA_SHAPE))
+    x[0, 0, :2, 0] = [0, 16]  # both ends of the support
+    p = special.expit(raw[..., 0].astype(np.float64))
+
+    expected = per_example_sum(stats.binom.logpmf(x, 16, p))
+
+    np.testing.assert_allclose(model_log_prob(lik, raw, x.astype(np.float32)), expected, rtol=1e-4)
+
+
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+def test_log_prob_is_the_same_under_tf_function_and_xla(rng, lik):
+    raw = tf.constant(raw_parameters(rng, lik))
+    x = tf.constant(rng.integers(0, 2, size=(BATCH, *DATA_SHAPE)).astype(np.float32))
+
+    def log_prob(raw, x):
+        return lik.distribution(lik.parameters(raw), event_ndims=EVENT_NDIMS).log_prob(x)
+
+    eager = log_prob(raw, x).numpy()
+    graph = tf.function(log_prob)(raw, x).numpy()
+    xla = tf.function(log_prob, jit_compile=True)(raw, x).numpy()
+
+    assert eager.shape == (BATCH,) and np.all(np.isfinite(eager))
+    np.testing.assert_allclose(graph, eager, rtol=1e-5)
+    np.testing.assert_allclose(xla, eager, rtol=1e-4)
+
+
+# ---------------------------------------------------------------------- parameters
+
+
+@pytest.mark.parametrize(
+    ("lik", "names"),
+    [
+        (likelihoods.Bernoulli(), ("logits",)),
+        (likelihoods.ContinuousBernoulli(), ("logits",)),
+        (likelihoods.Gaussian(), ("loc",)),
+        (likelihoods.GaussianLearnedScale(), ("loc", "scale")),
+        (likelihoods.Binomial(), ("logits",)),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_parameters_have_the_declared_names_and_shapes(rng, lik, names):
+    assert lik.param_names == names
+    assert lik.num_params == len(names)
+    raw = raw_parameters(rng, lik)
+
+    params = lik.parameters(tf.constant(raw))
+
+    assert list(params) == list(names)
+    for value in params.values():
+        assert value.shape == (BATCH, *DATA_SHAPE)
+        assert value.dtype == tf.float32
+
+
+def test_unconstrained_parameters_are_the_raw_slices(rng):
+    lik = likelihoods.GaussianLearnedScale(min_scale=0.01)
+    raw = raw_parameters(rng, lik)
+
+    params = lik.parameters(tf.constant(raw))
+
+    np.testing.assert_array_equal(params["loc"].numpy(), raw[..., 0])
+    np.testing.assert_allclose(
+        params["scale"].numpy(), np.logaddexp(0.0, raw[..., 1].astype(np.float64)) + 0.01, rtol=1e-6
+    )
+
+
+def test_learned_scale_respects_its_floor():
+    lik = likelihoods.GaussianLearnedScale(min_scale=0.25)
+    raw = np.full((1, *DATA_SHAPE, 2), -80.0, dtype=np.float32)
+
+    scale = lik.parameters(tf.constant(raw))["scale"].numpy()
+
+    np.testing.assert_allclose(scale, 0.25, rtol=1e-6)
+
+
+# ------------------------------------------------------------------------- support
+
+
+def assert_support_error(lik, x, low, high):
+    with pytest.raises(ValueError) as info:
+        lik.check_support(x)
+    message = str(info.value)
+    assert repr(lik.name) in message
+    assert re.search(r"\bx\b", message)
+    assert f"[{low}, {high}]" in message
+    return message
+
+
+@pytest.mark.parametrize("cls", [likelihoods.Bernoulli, likelihoods.ContinuousBernoulli])
+def test_unit_interval_likelihoods_reject_grey_levels(cls):
+    x = np.array([[0.0, 17.0], [128.0, 255.0]], dtype=np.float32)
+
+    message = assert_support_error(cls(), x, "0", "255")
+
+    assert "3 of 4" in message
+    assert "255" in message and "[0, 1]" in message
+
+
+@pytest.mark.parametrize("cls", [likelihoods.Bernoulli, likelihoods.ContinuousBernoulli])
+def test_unit_interval_likelihoods_reject_negative_values(cls):
+    x = np.array([-0.5, 0.0, 0.5, 1.0], dtype=np.float32)
+
+    message = assert_support_error(cls(), x, "-0.5", "1")
+
+    assert "1 of 4" in message
+
+
+def test_binomial_rejects_non_integers():
+    x = np.array([0.0, 3.5, 16.0], dtype=np.float32)
+
+    message = assert_support_error(likelihoods.Binomial(total_count=16), x, "0", "16")
+
+    assert "1 of 3" in message and "16" in message
+
+
+def test_binomial_rejects_counts_above_total_count():
+    x = np.array([0.0, 8.0, 17.0, 255.0], dtype=np.float32)
+
+    message = assert_support_error(likelihoods.Binomial(total_count=16), x, "0", "255")
+
+    assert "2 of 4" in message
+
+
+def test_support_error_uses_the_argument_name():
+    with pytest.raises(ValueError, match=r"needs validation_data in \[0, 1\].*range over \[0, 2\]"):
+        likelihoods.Bernoulli().check_support(np.array([0.0, 2.0]), argument="validation_data")
+
+
+def test_gaussian_rejects_infinity():
+    x = np.array([0.0, 1.5, np.inf], dtype=np.float32)
+
+    message = assert_support_error(likelihoods.Gaussian(), x, "0", "inf")
+
+    assert "1 of 3" in message
+
+
+@pytest.mark.parametrize("cls", [likelihoods.Gaussian, likelihoods.GaussianLearnedScale])
+def test_gaussians_reject_nan(cls):
+    x = np.array([0.0, np.nan, -2.0], dtype=np.float32)
+
+    with pytest.raises(ValueError) as info:
+        cls().check_support(x)
+
+    message = str(info.value)
+    assert repr(cls.name) in message and "x" in message and "finite" in message
+    assert "1 of 3" in message and "(1 NaN)" in message
+    assert "the other values range over [-2, 0]" in message
+
+
+@pytest.mark.parametrize(
+    ("lik", "x"),
+    [
+        (likelihoods.Bernoulli(), np.array([0.0, 1.0, 1.0, 0.0])),
+        (likelihoods.ContinuousBernoulli(), np.array([0.0, 0.25, 0.999, 1.0])),
+        (likelihoods.Gaussian(), np.array([-1e6, 0.0, 3.25, 1e6])),
+        (likelihoods.GaussianLearnedScale(), np.array([-2.0, 0.0, 2.0])),
+        (likelihoods.Binomial(total_count=16), np.array([0.0, 1.0, 15.0, 16.0])),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_in_support_data_passes_silently(lik, x):
+    assert lik.check_support(x) is None
+    assert lik.check_support(tf.constant(x, dtype=tf.float32)) is None
+
+
+MIXED = np.array(
+    [-1.0, -0.0, 0.0, 0.3, 1.0, 1.5, 2.0, 16.0, 16.5, 17.0, 255.0, np.inf, -np.inf, np.nan]
+)
+
+
+@pytest.mark.parametrize(
+    ("lik", "predicate"),
+    [
+        (likelihoods.Bernoulli(), lambda x: (x >= 0) & (x <= 1)),
+        (likelihoods.ContinuousBernoulli(), lambda x: (x >= 0) & (x <= 1)),
+        (likelihoods.Gaussian(), np.isfinite),
+        (likelihoods.GaussianLearnedScale(), np.isfinite),
+        (
+            likelihoods.Binomial(total_count=16),
+            lambda x: np.isfinite(x) & (x >= 0) & (x <= 16) & (np.mod(x, 1) == 0),
+        ),
+    ],
+    ids=lambda value: getattr(value, "name", None),
+)
+def test_in_support_agrees_with_numpy_elementwise(lik, predicate):
+    with np.errstate(invalid="ignore"):
+        expected = predicate(MIXED)
+
+    got = lik.in_support(tf.constant(MIXED, dtype=tf.float32)).numpy()
+
+    np.testing.assert_array_equal(got, expected)
+
+
+# ---------------------------------------------------------------------------- mean
+
+
+def test_bernoulli_mean_is_sigmoid(rng):
+    lik = likelihoods.Bernoulli()
+    raw = raw_parameters(rng, lik)
+    mean = lik.distribution(lik.parameters(raw), EVENT_NDIMS).mean().numpy()
+    np.testing.assert_allclose(mean, special.expit(raw[..., 0].astype(np.float64)), rtol=1e-5)
+
+
+def test_binomial_mean_is_n_sigmoid(rng):
+    lik = likelihoods.Binomial(total_count=16)
+    raw = raw_parameters(rng, lik)
+    mean = lik.distribution(lik.parameters(raw), EVENT_NDIMS).mean().numpy()
+    np.testing.assert_allclose(mean, 16 * special.expit(raw[..., 0].astype(np.float64)), rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "lik", [likelihoods.Gaussian(scale=0.5), likelihoods.GaussianLearnedScale()], ids=str
+)
+def test_gaussian_mean_is_loc(rng, lik):
+    raw = raw_parameters(rng, lik)
+    mean = lik.distribution(lik.parameters(raw), EVENT_NDIMS).mean().numpy()
+    np.testing.assert_array_equal(mean, raw[..., 0])
+
+
+def test_continuous_bernoulli_mean_matches_closed_form(rng):
+    lik = likelihoods.ContinuousBernoulli()
+    raw = raw_parameters(rng, lik, 0.5, 4.0) * rng.choice([-1.0, 1.0], size=(BATCH, *DATA_SHAPE, 1))
+    raw = raw.astype(np.float32)
+    p = special.expit(raw[..., 0].astype(np.float64))
+
+    expected = p / (2 * p - 1) + 1 / (2 * np.arctanh(1 - 2 * p))
+    mean = lik.distribution(lik.parameters(raw), EVENT_NDIMS).mean().numpy()
+
+    np.testing.assert_allclose(mean, expected, rtol=1e-4)
+    # The mean lies strictly between 1/2 and p.
+    assert np.all((mean - 0.5) * (p - 0.5) > 0) and np.all(np.abs(mean - 0.5) < np.abs(p - 0.5))
+
+
+# -------------------------------------------------------------------- constructors
+
+
+@pytest.mark.parametrize(
+    ("make", "argument", "value"),
+    [
+        (lambda: likelihoods.Gaussian(scale=0), "scale", "0"),
+        (lambda: likelihoods.Gaussian(scale=-1), "scale", "-1"),
+        (lambda: likelihoods.Gaussian(scale=float("nan")), "scale", "nan"),
+        (lambda: likelihoods.Binomial(total_count=0), "total_count", "0"),
+        (lambda: likelihoods.Binomial(total_count=2.5), "total_count", "2.5"),
+        (lambda: likelihoods.Binomial(total_count=True), "total_count", "True"),
+        (lambda: likelihoods.GaussianLearnedScale(min_scale=0), "min_scale", "0"),
+    ],
+)
+def test_constructors_reject_invalid_arguments(make, argument, value):
+    with pytest.raises(ValueError) as info:
+        make()
+    message = str(info.value)
+    assert f"Expected {argument} " in message
+    assert f"Received: {argument}={value}" in message
+
+
+def test_valid_constructor_arguments_are_kept():
+    assert likelihoods.Gaussian(scale=2).scale == 2.0
+    assert likelihoods.Binomial(total_count=np.int64(7)).total_count == 7
+    assert likelihoods.GaussianLearnedScale(min_scale=0.5).min_scale == 0.5
+
+
+# ------------------------------------------------------------------------ registry
+
+
+def test_registry_lists_the_families():
+    assert set(likelihoods.registry.names()) == KNOWN_NAMES
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_NAMES))
+def test_get_resolves_each_name(name):
+    lik = likelihoods.get(name)
+    assert isinstance(lik, likelihoods.Likelihood)
+    assert lik.name == name
+
+
+def test_get_unknown_name_lists_every_known_name():
+    with pytest.raises(ValueError) as info:
+        likelihoods.get("nope")
+    message = str(info.value)
+    assert "'nope'" in message and "likelihood" in message
+    for name in KNOWN_NAMES:
+        assert repr(name) in message
+
+
+def test_get_passes_an_instance_through():
+    lik = likelihoods.Gaussian(scale=0.5)
+    assert likelihoods.get(lik) is lik
+
+
+@pytest.mark.parametrize("identifier", [42, None, 1.5, ["bernoulli"]])
+def test_get_rejects_other_types(identifier):
+    with pytest.raises(TypeError, match=r"likelihood=") as info:
+        likelihoods.get(identifier)
+    assert repr(identifier) in str(info.value)
+
+
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+def test_config_round_trip(lik):
+    config = lik.get_config()
+
+    restored = type(lik).from_config(config)
+
+    assert type(restored) is type(lik)
+    assert restored.get_config() == config
+    assert restored is not lik
+
+
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+def test_keras_serialization_round_trip_through_get(lik):
+    serialized = keras.saving.serialize_keras_object(lik)
+
+    restored = likelihoods.get(serialized)
+
+    assert type(restored) is type(lik)
+    assert restored.get_config() == lik.get_config()
+
+
+def test_registering_a_name_twice_raises():
+    class Another(likelihoods.Bernoulli):
+        pass
+
+    with pytest.raises(ValueError, match=r"'bernoulli' is already registered"):
+        likelihoods.registry.register("bernoulli")(Another)
+    assert likelihoods.get("bernoulli").__class__ is likelihoods.Bernoulli
+
+
+def test_registering_a_non_subclass_raises():
+    registry = Registry("likelihood", likelihoods.Likelihood)
+
+    with pytest.raises(TypeError, match=r"Expected a subclass of Likelihood"):
+        registry.register("plain")(type("Plain", (), {}))
+    assert registry.names() == []

@@ -1,0 +1,194 @@
+"""The input pipeline: numpy arrays to a shuffled, batched, binarized `tf.data.Dataset`."""
+
+from tfvae import _backend  # noqa: F401  (selects the Keras backend before TensorFlow loads)
+
+# isort: split
+import numpy as np
+import tensorflow as tf
+
+__all__ = ["BINARIZATIONS", "make_dataset"]
+
+BINARIZATIONS = ("dynamic", "static", "threshold")
+"""The values `make_dataset` accepts for `binarize`, besides None."""
+
+_STATIC_CHUNK = 4096  # Examples binarized at a time, to bound the memory of the uniforms.
+
+
+def make_dataset(
+    x: np.ndarray,
+    y: np.ndarray | None = None,
+    *,
+    batch_size: int = 100,
+    shuffle: bool = True,
+    seed: int | None = 0,
+    binarize: str | None = None,
+    scale: float | None = None,
+    drop_remainder: bool = False,
+) -> tf.data.Dataset:
+    """Builds a `tf.data.Dataset` of float32 batches from in-memory arrays.
+
+    Each pass over the dataset is one epoch: every example exactly once (the last batch
+    is smaller unless `drop_remainder`), in a new order each epoch when `shuffle`. The
+    examples are kept in memory in their own dtype (uint8 MNIST stays 1 byte per pixel)
+    and converted per batch.
+
+    Mathematical details: with intensity `p = x / scale` (`p = x` when `scale` is None),
+    `binarize` gives
+    - None: `p` itself, as float32;
+    - "threshold": `1[p > 0.5]`;
+    - "static": `b ~ Bernoulli(p)`, sampled once with `np.random.default_rng(seed)`, so
+      every epoch sees the same binary images;
+    - "dynamic": `b ~ Bernoulli(p)`, sampled anew for every batch of every epoch, the
+      convention behind published MNIST log-likelihoods. The noise comes from stateless
+      random ops keyed by `tf.data.Dataset.random(seed=..., rerandomize_each_iteration=True)`,
+      so two datasets built with the same arguments yield the same sequence of epochs,
+      while successive epochs of one dataset differ.
+
+    Args:
+        x: examples, shape `(num_examples, ...)`, typically
+            `(num_examples, height, width, channels)`; any numeric dtype.
+        y: optional labels, shape `(num_examples, ...)`; integer labels become int64.
+        batch_size: examples per batch, a positive integer.
+        shuffle: whether to reshuffle the examples every epoch.
+        seed: a non-negative integer that fixes the shuffling and the binarization noise,
+            or None for fresh entropy (not reproducible).
+        binarize: None, "threshold", "static" or "dynamic" (see above). "static" and
+            "dynamic" need `0 <= x / scale <= 1`.
+        scale: a positive number `x` is divided by (e.g. 255.0 for MNIST grey levels), or
+            None to leave the units alone (e.g. digits counts 0..16 for a binomial
+            likelihood with `total_count=16`).
+        drop_remainder: whether to drop the last batch when it is smaller than
+            `batch_size`.
+
+    Returns:
+        A dataset whose elements are `x` batches, float32 of shape
+        `(batch_size, ...)`, or `(x, y)` tuples when `y` is given, prefetched with
+        `tf.data.AUTOTUNE`.
+
+    Raises:
+        ValueError: if `x` is empty or not numeric; `y` has a different length;
+            `batch_size` is not a positive integer; `seed` is not a non-negative integer
+            or None; `scale` is not a positive finite number or None; `binarize` is not
+            one of the options (the message lists them); or "static"/"dynamic" intensities
+            lie outside [0, 1].
+
+    Example:
+
+    >>> import numpy as np
+    >>> x = np.arange(2 * 5 * 3 * 3, dtype=np.uint8).reshape(10, 3, 3, 1)
+    >>> dataset = make_dataset(x, batch_size=4, scale=255.0, binarize="dynamic")
+    >>> [tuple(batch.shape) for batch in dataset]
+    [(4, 3, 3, 1), (4, 3, 3, 1), (2, 3, 3, 1)]
+    """
+    x = np.asarray(x)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == np.bool_):
+        raise ValueError(f"Expected x to be a numeric array. Received: x with dtype {x.dtype}")
+    if x.ndim < 1 or len(x) == 0:
+        raise ValueError(
+            f"Expected x to have shape (num_examples, ...) with at least one example. "
+            f"Received: x with shape {x.shape}"
+        )
+    if y is not None:
+        y = np.asarray(y)
+        if y.ndim < 1 or len(y) != len(x):
+            raise ValueError(
+                f"Expected y to have one entry per example in x ({len(x)}). "
+                f"Received: y with shape {y.shape}"
+            )
+        if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
+            y = y.astype(np.int64)
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
+        raise ValueError(
+            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    if batch_size < 1:
+        raise ValueError(
+            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
+        )
+    if seed is not None and (
+        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
+    ):
+        raise ValueError(
+            f"Expected seed to be a non-negative integer or None. Received: seed={seed!r}"
+        )
+    if scale is not None and (
+        isinstance(scale, bool)
+        or not isinstance(scale, int | float | np.integer | np.floating)
+        or not np.isfinite(scale)
+        or scale <= 0
+    ):
+        raise ValueError(
+            f"Expected scale to be a positive finite number or None (e.g. 255.0 for MNIST "
+            f"grey levels). Received: scale={scale!r}"
+        )
+    if binarize is not None and binarize not in BINARIZATIONS:
+        raise ValueError(
+            f"Expected binarize to be None or one of {list(BINARIZATIONS)}. "
+            f"Received: binarize={binarize!r}"
+        )
+    divisor = 1.0 if scale is None else float(scale)
+    if binarize in ("static", "dynamic"):
+        low, high = float(x.min()) / divisor, float(x.max()) / divisor
+        if not (0.0 <= low and high <= 1.0):
+            raise ValueError(
+                f"Expected intensities x / scale in [0, 1] for binarize={binarize!r}. "
+                f"Received: values in [{low:g}, {high:g}] with scale={scale!r}"
+                + ("; pass scale=255.0 for uint8 grey levels" if high > 1.0 else "")
+            )
+
+    # Independent seeds for the shuffle and the noise, both fixed by `seed`.
+    shuffle_seed, noise_seed = (
+        int(s) for s in np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
+    )
+    if binarize == "static":
+        x, divisor = _sample_bernoulli(x, divisor, seed), 1.0  # [N, ...] uint8 in {0, 1}
+
+    x_all = tf.constant(x)  # [N, ...], stored in its own dtype
+    y_all = None if y is None else tf.constant(y)  # [N, ...]
+
+    def to_intensity(indices):  # [B] -> [B, ...] float32
+        batch = tf.cast(tf.gather(x_all, indices), tf.float32)
+        return batch if divisor == 1.0 else batch / divisor
+
+    def output(indices, x_batch):
+        return x_batch if y_all is None else (x_batch, tf.gather(y_all, indices))
+
+    indices = tf.data.Dataset.range(len(x))
+    if shuffle:
+        indices = indices.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
+    indices = indices.batch(batch_size, drop_remainder=drop_remainder)  # [B]
+
+    if binarize == "dynamic":
+        # One random int64 per batch, a different stream every epoch, same for equal seeds.
+        keys = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
+
+        def transform(batch_indices, key):
+            intensity = to_intensity(batch_indices)  # [B, ...]
+            uniform = tf.random.stateless_uniform(
+                tf.shape(intensity), seed=tf.stack([key, tf.constant(0, tf.int64)])
+            )
+            return output(batch_indices, tf.cast(uniform < intensity, tf.float32))
+
+        dataset = tf.data.Dataset.zip(indices, keys).map(
+            transform, num_parallel_calls=tf.data.AUTOTUNE
+        )
+    else:
+
+        def transform(batch_indices):
+            intensity = to_intensity(batch_indices)  # [B, ...]
+            if binarize == "threshold":
+                intensity = tf.cast(intensity > 0.5, tf.float32)
+            return output(batch_indices, intensity)
+
+        dataset = indices.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _sample_bernoulli(x: np.ndarray, divisor: float, seed: int | None) -> np.ndarray:
+    """Samples `Bernoulli(x / divisor)` once, elementwise, as uint8 zeros and ones."""
+    rng = np.random.default_rng(seed)
+    binary = np.empty(x.shape, dtype=np.uint8)
+    for start in range(0, len(x), _STATIC_CHUNK):
+        intensity = x[start : start + _STATIC_CHUNK].astype(np.float64) / divisor
+        binary[start : start + _STATIC_CHUNK] = rng.random(intensity.shape) < intensity
+    return binary

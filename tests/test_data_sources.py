@@ -274,18 +274,6 @@ def test_download_with_wrong_checksum_leaves_nothing(monkeypatch, name):
     assert files_under(keras_cache_dir()) == []
 
 
-def test_failed_write_leaves_no_partial_file(monkeypatch, tmp_path):
-    target = tmp_path / "cache" / "file.gz"
-
-    def failing_fsync(fd):
-        raise OSError("disk full (test)")
-
-    monkeypatch.setattr(sources.os, "fsync", failing_fsync)
-    with pytest.raises(OSError, match="disk full"):
-        sources._write_atomically(target, b"payload")
-    assert files_under(target.parent) == []
-
-
 @pytest.fixture
 def shared_mnist():
     if not all(

@@ -24,7 +24,6 @@ import gzip
 import hashlib
 import http.client
 import os
-import tempfile
 import types
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from tfvae import atomic
 from tfvae.data.idx import IDXFormatError, read_idx
 
 __all__ = [
@@ -333,7 +333,7 @@ class _IDXDataset:
                 errors.append(str(error))
                 mismatch = error
                 continue
-            _write_atomically(folder / f"{name}.gz", payload)
+            atomic.write_bytes(folder / f"{name}.gz", payload)
             return []
         if mismatch is not None:
             raise mismatch
@@ -390,21 +390,6 @@ def _find_file(folder: Path, name: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
-
-
-def _write_atomically(path: Path, payload: bytes) -> None:
-    """Writes `payload` to a temporary file beside `path`, then renames it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 # MNIST from the CVDF mirror that keras/tensorflow use. The SHA-256 values are of the

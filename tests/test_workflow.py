@@ -1,0 +1,68 @@
+"""The data recipes and the input transformation of the training workflow."""
+
+import numpy as np
+import pytest
+
+from tfvae import workflow
+
+
+@pytest.mark.parametrize(
+    "x, likelihood, scale, binarize",
+    [
+        (np.array([[0, 1], [1, 0]], dtype=np.uint8), "bernoulli", None, None),
+        (np.array([[0, 255], [17, 3]], dtype=np.uint8), "bernoulli", 255.0, "dynamic"),
+        (np.array([[0.0, 0.5], [1.0, 0.2]], dtype=np.float32), "continuous_bernoulli", None, None),
+        (
+            np.array([[-1.5, 0.5], [3.0, 0.2]], dtype=np.float32),
+            "gaussian_learned_scale",
+            None,
+            None,
+        ),
+    ],
+)
+def test_recipe_for_user_data_follows_the_values(x, likelihood, scale, binarize):
+    recipe = workflow.recipe_for("my_file.npy", x)
+    assert (recipe.likelihood, recipe.scale, recipe.binarize) == (likelihood, scale, binarize)
+
+
+def test_named_datasets_have_their_own_recipe():
+    x = np.zeros((2, 8, 8, 1), dtype=np.uint8)
+    assert workflow.recipe_for("digits", x).likelihood == "binomial"
+    assert workflow.recipe_for("digits", x).total_count == 16
+    assert workflow.recipe_for("mnist", x).binarize == "dynamic"
+
+
+def test_model_input_scales_and_binarizes_reproducibly():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(400, 5), dtype=np.uint8)
+    grey = workflow.model_input(x, workflow.Recipe(likelihood="bernoulli", scale=255.0))
+    np.testing.assert_allclose(grey, x / 255.0, rtol=1e-6)
+    recipe = workflow.Recipe(likelihood="bernoulli", scale=255.0, binarize="dynamic")
+    binary = workflow.model_input(x, recipe, seed=3)
+    np.testing.assert_array_equal(binary, workflow.model_input(x, recipe, seed=3))
+    assert set(np.unique(binary)) <= {0.0, 1.0}
+    # Pixel frequencies follow the intensities: 2000 draws, 4 standard errors.
+    assert abs(binary.mean() - grey.mean()) < 4 * 0.5 / np.sqrt(binary.size)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"learning_rate": 0.0}, "learning_rate"),
+        ({"architecture": "rnn"}, r"architecture to be one of \['mlp', 'conv'\]"),
+        ({"likelihood": "poisson"}, r"likelihood to be one of \['bernoulli'"),
+    ],
+)
+def test_train_config_rejects_bad_values(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        workflow.TrainConfig(**kwargs)
+
+
+def test_resolve_fills_only_the_unset_fields():
+    config = workflow.TrainConfig(latent_dim=3).resolve(workflow.RECIPES["digits"])
+    assert config.latent_dim == 3
+    assert config.likelihood == "binomial"
+    assert config.hidden == workflow.RECIPES["digits"].hidden
+    assert config.out == "saved_models/digits"

@@ -1,0 +1,162 @@
+"""The `tfvae` command line: each subcommand parses its options and calls one function.
+
+    tfvae train [--dataset digits] [--epochs N] ... [--out saved_models/NAME]
+    tfvae evaluate saved_models/NAME [--dataset NAME] [--split test]
+    tfvae sample saved_models/NAME -n 64 [--seed 0] [--out samples.png] [--mean]
+
+Building the parser imports neither TensorFlow nor Keras; a subcommand imports what it
+needs when it runs.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+# The names of `tfvae.likelihoods.registry`, spelled out so that `--help` does not import
+# TensorFlow; tests/test_cli.py checks that they agree.
+LIKELIHOOD_NAMES = (
+    "bernoulli",
+    "binomial",
+    "continuous_bernoulli",
+    "gaussian",
+    "gaussian_learned_scale",
+)
+
+
+def _hidden_sizes(text: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        sizes = ()
+        text = None
+    if text is None or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(
+            "expected comma-separated positive layer widths such as 500,500 (or '' for a "
+            "single linear layer)"
+        )
+    return sizes
+
+
+def _train(args) -> int:
+    from tfvae import workflow
+
+    config = workflow.TrainConfig(
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        latent_dim=args.latent_dim,
+        likelihood=args.likelihood,
+        architecture=args.architecture,
+        hidden=args.hidden,
+        learning_rate=args.lr,
+        seed=args.seed,
+        out=args.out,
+        tensorboard=args.tensorboard,
+        jit_compile=not args.no_xla,
+    )
+    out = workflow.train(config)
+    print(f"Wrote {out}/: model.keras, config.json, history.json, samples.png, reconstructions.png")
+    return 0
+
+
+def _evaluate(args) -> int:
+    from tfvae import workflow
+
+    result = workflow.evaluate(
+        args.model, dataset=args.dataset, split=args.split, data_dir=args.data_dir
+    )
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _sample(args) -> int:
+    from tfvae import workflow
+
+    model, recipe, _ = workflow.load(args.model)
+    out = workflow.write_samples(model, recipe, args.out, n=args.n, seed=args.seed, mean=args.mean)
+    print(f"Wrote {args.n} samples to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The `tfvae` argument parser, with one subparser per subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="tfvae", description="Train, evaluate and sample variational autoencoders."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train",
+        help="train a VAE and write its folder",
+        description="Train a VAE on a dataset and write model.keras, config.json, "
+        "history.json, samples.png and reconstructions.png to --out. Options left unset "
+        "take the dataset's defaults (digits: binomial likelihood with 16 trials, MLP "
+        "256-256, 8 latents, 100 epochs; mnist/fashion_mnist: bernoulli with dynamic "
+        "binarization, MLP 500-500, 50 latents, 20 epochs).",
+    )
+    train.add_argument(
+        "--dataset",
+        default="digits",
+        help="digits (embedded, default), mnist, fashion_mnist, or a .npy/.npz file or "
+        "folder of PNG images",
+    )
+    train.add_argument(
+        "--data-dir", help="folder with the dataset's files (else $TFVAE_DATA_DIR, the Keras cache)"
+    )
+    train.add_argument("--epochs", type=int, help="passes over the training set")
+    train.add_argument("--batch-size", type=int, default=100, help="examples per step (100)")
+    train.add_argument("--latent-dim", type=int, help="size of the latent z")
+    train.add_argument("--likelihood", choices=LIKELIHOOD_NAMES, help="p(x|z) family")
+    train.add_argument("--architecture", choices=("mlp", "conv"), help="encoder/decoder kind")
+    train.add_argument("--hidden", type=_hidden_sizes, help="MLP hidden layer widths, e.g. 500,500")
+    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001)")
+    train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and data (0)")
+    train.add_argument("--out", help="output folder (saved_models/<dataset>); replaced whole")
+    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
+    train.add_argument(
+        "--no-xla", action="store_true", help="do not compile the train step with XLA"
+    )
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="ELBO, reconstruction and KL of a trained model",
+        description="Print the mean per-example ELBO, reconstruction log-likelihood and KL "
+        "(nats) of a trained model on a dataset split, as JSON.",
+    )
+    evaluate.add_argument("model", help="a folder written by 'tfvae train'")
+    evaluate.add_argument("--dataset", help="dataset name or file (default: the training one)")
+    evaluate.add_argument("--data-dir", help="folder with the dataset's files")
+    evaluate.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    sample = commands.add_parser(
+        "sample",
+        help="draw samples into a PNG",
+        description="Draw x ~ p(x|z), z ~ p(z) from a trained model into a PNG grid.",
+    )
+    sample.add_argument("model", help="a folder written by 'tfvae train'")
+    sample.add_argument("-n", type=int, default=64, help="number of samples (64)")
+    sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    sample.add_argument("--out", default="samples.png", help="PNG to write (samples.png)")
+    sample.add_argument("--mean", action="store_true", help="show E[x|z] instead of draws")
+    sample.set_defaults(handler=_sample)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Runs the command line; returns the process exit code (0 on success)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs.
+    try:
+        return args.handler(args)
+    except (ValueError, TypeError, OSError) as error:
+        print(f"tfvae {args.command}: error: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -140,7 +140,7 @@ def test_binomial_log_prob_matches_scipy(rng):
     np.testing.assert_allclose(model_log_prob(lik, raw, x.astype(np.float32)), expected, rtol=1e-4)
 
 
-@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.family)
 def test_log_prob_is_the_same_under_tf_function_and_xla(rng, lik):
     raw = tf.constant(raw_parameters(rng, lik))
     x = tf.constant(rng.integers(0, 2, size=(BATCH, *DATA_SHAPE)).astype(np.float32))
@@ -212,7 +212,7 @@ def assert_support_error(lik, x, low, high):
     with pytest.raises(ValueError) as info:
         lik.check_support(x)
     message = str(info.value)
-    assert repr(lik.name) in message
+    assert repr(lik.family) in message
     assert re.search(r"\bx\b", message)
     assert f"[{low}, {high}]" in message
     return message
@@ -274,7 +274,7 @@ def test_gaussians_reject_nan(cls):
         cls().check_support(x)
 
     message = str(info.value)
-    assert repr(cls.name) in message and "x" in message and "finite" in message
+    assert repr(cls.family) in message and "x" in message and "finite" in message
     assert "1 of 3" in message and "(1 NaN)" in message
     assert "the other values range over [-2, 0]" in message
 
@@ -403,7 +403,7 @@ def test_registry_lists_the_families():
 def test_get_resolves_each_name(name):
     lik = likelihoods.get(name)
     assert isinstance(lik, likelihoods.Likelihood)
-    assert lik.name == name
+    assert lik.family == name
 
 
 def test_get_unknown_name_lists_every_known_name():
@@ -427,7 +427,7 @@ def test_get_rejects_other_types(identifier):
     assert repr(identifier) in str(info.value)
 
 
-@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.family)
 def test_config_round_trip(lik):
     config = lik.get_config()
 
@@ -438,7 +438,7 @@ def test_config_round_trip(lik):
     assert restored is not lik
 
 
-@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.name)
+@pytest.mark.parametrize("lik", all_likelihoods(), ids=lambda lik: lik.family)
 def test_keras_serialization_round_trip_through_get(lik):
     serialized = keras.saving.serialize_keras_object(lik)
 
@@ -463,3 +463,14 @@ def test_registering_a_non_subclass_raises():
     with pytest.raises(TypeError, match=r"Expected a subclass of Likelihood"):
         registry.register("plain")(type("Plain", (), {}))
     assert registry.names() == []
+
+
+@pytest.mark.parametrize("name", sorted(likelihoods.registry.names()))
+def test_exportable_mean_equals_the_distribution_mean(name):
+    """`Likelihood.mean` (ONNX-convertible ops) agrees with TFP's mean, across logits."""
+    lik = likelihoods.get(name)
+    logits = np.concatenate([np.linspace(-12, 12, 481), [-0.1, -1e-3, 0.0, 1e-7, 0.0999]])
+    raw = np.repeat(logits.astype(np.float32)[:, None], lik.num_params, axis=1)
+    params = lik.parameters(raw[:, None, :])  # data shape (1,)
+    expected = lik.distribution(params, event_ndims=1).mean().numpy()
+    np.testing.assert_allclose(lik.mean(params).numpy(), expected, atol=2e-6)

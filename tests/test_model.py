@@ -10,12 +10,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import tensorflow_probability as tfp
 from scipy import stats
 
 import tfvae
-
-tfb = tfp.bijectors
 
 # ---------------------------------------------------------------------------------------
 # A linear-Gaussian model: z ~ N(0, I), x | z ~ N(W z + b, sigma^2 I), so that
@@ -50,10 +47,11 @@ class LinearGaussian:
 
     def exact_encoder(self):
         """A Dense layer whose output is the exact posterior's full-covariance parameters."""
-        fill = tfb.FillScaleTriL(
-            diag_bijector=tfb.Chain([tfb.Shift(1e-4), tfb.Softplus()]), diag_shift=None
-        )
-        tril_raw = fill.inverse(np.linalg.cholesky(self.S).astype("float32")).numpy()
+        # FullCovariance's layout: [loc | raw diagonal | strictly lower entries, by rows].
+        cholesky = np.linalg.cholesky(self.S)
+        rows, cols = np.tril_indices(LATENT_DIM, k=-1)
+        raw_diagonal = np.log(np.expm1(np.diag(cholesky) - 1e-4))  # softplus inverse
+        tril_raw = np.concatenate([raw_diagonal, cholesky[rows, cols]])
         width = LATENT_DIM + tril_raw.size
         kernel = np.zeros((DATA_DIM, width))
         kernel[:, :LATENT_DIM] = self.A.T

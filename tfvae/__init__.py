@@ -18,8 +18,10 @@ _LAZY_ATTRIBUTES = {
     "VAE": "tfvae.model",
 }
 _LAZY_MODULES = (
+    "atomic",
     "cli",
     "data",
+    "export",
     "likelihoods",
     "model",
     "networks",
@@ -27,6 +29,9 @@ _LAZY_MODULES = (
     "plots",
     "posteriors",
     "priors",
+    "random",
+    "runtime",
+    "workflow",
 )
 
 __all__ = sorted([*_LAZY_ATTRIBUTES, *_LAZY_MODULES, "__version__"])

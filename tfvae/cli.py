@@ -1,11 +1,12 @@
 """The `tfvae` command line: each subcommand parses its options and calls one function.
 
-    tfvae train [--dataset digits] [--epochs N] ... [--out saved_models/NAME]
+    tfvae train [--dataset digits] [--epochs N] ... [--out saved_models/NAME] [--export]
     tfvae evaluate saved_models/NAME [--dataset NAME] [--split test]
-    tfvae sample saved_models/NAME -n 64 [--seed 0] [--out samples.png] [--mean]
+    tfvae export saved_models/NAME [--name NAME]
+    tfvae sample (saved_models/NAME | --bundle export/NAME) -n 64 [--seed 0] [--out PNG]
 
 Building the parser imports neither TensorFlow nor Keras; a subcommand imports what it
-needs when it runs.
+needs when it runs, and `tfvae sample --bundle` never imports TensorFlow.
 """
 
 import argparse
@@ -58,7 +59,37 @@ def _train(args) -> int:
     )
     out = workflow.train(config)
     print(f"Wrote {out}/: model.keras, config.json, history.json, samples.png, reconstructions.png")
+    if args.export:
+        bundle = workflow.export(out)
+        print(f"Exported {bundle}/ (ONNX) and saved_models/{bundle.name}/1/ (SavedModel)")
+        png = _sample_bundle(bundle, out / "onnxruntime_samples.png", n=64, seed=args.seed)
+        print(f"Drew 64 samples with onnxruntime into {png}")
     return 0
+
+
+def _export(args) -> int:
+    from tfvae import workflow
+
+    bundle = workflow.export(
+        args.model,
+        name=args.name,
+        out_dir=args.out,
+        saved_model_dir=args.saved_model_dir,
+        version=args.version,
+        opset=args.opset,
+        atol=args.atol,
+    )
+    print(f"Exported {bundle}/ (ONNX bundle) and the SavedModel, parity checked")
+    return 0
+
+
+def _sample_bundle(bundle, out, n, seed, mean=False, temperature=1.0):
+    from tfvae import plots
+    from tfvae.runtime import Sampler
+
+    sampler = Sampler.load(bundle)
+    samples = sampler.sample(n, seed=seed, mean=mean, temperature=temperature)
+    return plots.save_image_grid(out, samples, data_range=sampler.manifest["data"]["range"])
 
 
 def _evaluate(args) -> int:
@@ -72,10 +103,20 @@ def _evaluate(args) -> int:
 
 
 def _sample(args) -> int:
-    from tfvae import workflow
+    if (args.model is None) == (args.bundle is None):
+        raise ValueError(
+            "Expected either a model folder or --bundle DIR. Received: "
+            f"model={args.model!r}, bundle={args.bundle!r}"
+        )
+    if args.bundle is not None:
+        out = _sample_bundle(args.bundle, args.out, args.n, args.seed, args.mean, args.temperature)
+    else:
+        from tfvae import workflow
 
-    model, recipe, _ = workflow.load(args.model)
-    out = workflow.write_samples(model, recipe, args.out, n=args.n, seed=args.seed, mean=args.mean)
+        model, recipe, _ = workflow.load(args.model)
+        out = workflow.write_samples(
+            model, recipe, args.out, n=args.n, seed=args.seed, mean=args.mean
+        )
     print(f"Wrote {args.n} samples to {out}")
     return 0
 
@@ -118,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--no-xla", action="store_true", help="do not compile the train step with XLA"
     )
+    train.add_argument(
+        "--export",
+        action="store_true",
+        help="then export to export/NAME (ONNX) and saved_models/NAME/1 (SavedModel) and "
+        "draw 64 samples with onnxruntime into --out/onnxruntime_samples.png",
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -132,12 +179,37 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
     evaluate.set_defaults(handler=_evaluate)
 
+    export = commands.add_parser(
+        "export",
+        help="export a trained model to ONNX and a SavedModel",
+        description="Export the decoder and encoder of a trained model as an ONNX bundle "
+        "(decoder.onnx, encoder.onnx, manifest.json) and a TF Serving SavedModel, after "
+        "checking both against the Keras model on random z and on the test split.",
+    )
+    export.add_argument("model", help="a folder written by 'tfvae train'")
+    export.add_argument("--name", help="the export's name (default: the model folder's name)")
+    export.add_argument("--out", help="bundle folder (export/NAME); replaced whole")
+    export.add_argument(
+        "--saved-model-dir", help="SavedModel base folder (saved_models/NAME); gets VERSION/"
+    )
+    export.add_argument("--version", type=int, default=1, help="SavedModel version (1)")
+    export.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
+    export.add_argument(
+        "--atol", type=float, default=1e-4, help="largest parity error allowed (1e-4)"
+    )
+    export.set_defaults(handler=_export)
+
     sample = commands.add_parser(
         "sample",
         help="draw samples into a PNG",
-        description="Draw x ~ p(x|z), z ~ p(z) from a trained model into a PNG grid.",
+        description="Draw x ~ p(x|z), z ~ p(z) into a PNG grid, from a trained model "
+        "(TensorFlow) or from an exported bundle (--bundle: numpy and onnxruntime only).",
     )
-    sample.add_argument("model", help="a folder written by 'tfvae train'")
+    sample.add_argument("model", nargs="?", help="a folder written by 'tfvae train'")
+    sample.add_argument("--bundle", help="a folder written by 'tfvae export' (no TensorFlow)")
+    sample.add_argument(
+        "--temperature", type=float, default=1.0, help="with --bundle: prior spread (1.0)"
+    )
     sample.add_argument("-n", type=int, default=64, help="number of samples (64)")
     sample.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
     sample.add_argument("--out", default="samples.png", help="PNG to write (samples.png)")

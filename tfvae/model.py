@@ -94,7 +94,7 @@ class VAE(keras.Model):
         objective = objectives.get(objective)
         if not objective.uses_beta and beta != 1.0:
             raise ValueError(
-                f"The {objective.name!r} objective does not weight the KL, so it needs "
+                f"The {objective.family!r} objective does not weight the KL, so it needs "
                 f"beta=1. Received: beta={beta!r}"
             )
         super().__init__(**kwargs)
@@ -158,7 +158,7 @@ class VAE(keras.Model):
             raw,
             width,
             f"the encoder to output {width} values per example for posterior "
-            f"{self.posterior.name!r} with latent_dim={self.latent_dim}",
+            f"{self.posterior.family!r} with latent_dim={self.latent_dim}",
         )
         raw = tf.reshape(raw, [tf.shape(raw)[0], width])
         return self.posterior.parameters(raw, self.latent_dim)
@@ -187,7 +187,7 @@ class VAE(keras.Model):
             width,
             f"the decoder to output {width} values per example (data shape "
             f"{self.data_shape} x {num_params} parameter(s) of likelihood "
-            f"{self.likelihood.name!r})",
+            f"{self.likelihood.family!r})",
         )
         raw = tf.reshape(raw, tf.concat([leading_shape, [*self.data_shape, num_params]], 0))
         return self.likelihood.parameters(raw)
@@ -387,7 +387,7 @@ class VAE(keras.Model):
         x = element[0] if not isinstance(element[0], tuple) else element[0][0]
         inside = tf.reduce_all(self.likelihood.in_support(tf.cast(x, tf.float32)))
         message = (
-            f"tfvae: x is outside the support of the {self.likelihood.name} likelihood, "
+            f"tfvae: x is outside the support of the {self.likelihood.family} likelihood, "
             f"which needs x {self.likelihood.support}."
         )
         with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):

@@ -58,7 +58,7 @@ class LatentTerms(NamedTuple):
 class Objective:
     """Base class: maps `LatentTerms` to a `(batch_size,)` loss to minimize."""
 
-    name: str = ""
+    family: str = ""  # the registered name, set by the registry
     #: Whether the objective weights the KL by `beta` (the model rejects beta != 1 if not).
     uses_beta: bool = True
 

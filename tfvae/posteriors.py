@@ -13,20 +13,20 @@ Families (`posterior=` name):
       latent_dim + latent_dim (latent_dim + 1) / 2 encoder outputs.
 """
 
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import validation
 from tfvae.registry import Registry
 
-tfb = tfp.bijectors
 tfd = tfp.distributions
 
 
 class Posterior:
     """Base class of the posterior families."""
 
-    name: str = ""
+    family: str = ""  # the registered name, set by the registry
     param_names: tuple[str, ...] = ()
 
     def __init__(self, min_scale: float = 1e-4):
@@ -97,8 +97,11 @@ class FullCovariance(Posterior):
     """Gaussian with a full covariance through its Cholesky factor.
 
     Mathematical details: z = loc + L eps, eps ~ N(0, I), with L = `scale_tril` lower
-    triangular, its diagonal softplus(raw) + min_scale. Against N(0, I) the KL is
-    1/2 (||loc||^2 + ||L||_F^2 - D - 2 sum log diag(L)).
+    triangular. The encoder's `D + D (D + 1) / 2` outputs are laid out as
+    `[loc (D) | raw diagonal (D) | strictly lower entries (D (D - 1) / 2), row by row]`;
+    diag(L) = softplus(raw diagonal) + min_scale. Against N(0, I) the KL is
+    1/2 (||loc||^2 + ||L||_F^2 - D - 2 sum log diag(L)). Built from gathers and products
+    only, so the encoder converts to ONNX.
 
     Args:
         min_scale: floor on the diagonal of the Cholesky factor (> 0).
@@ -111,10 +114,18 @@ class FullCovariance(Posterior):
 
     def parameters(self, raw, latent_dim):
         raw = tf.cast(raw, tf.float32)
-        fill = tfb.FillScaleTriL(
-            diag_bijector=tfb.Chain([tfb.Shift(self.min_scale), tfb.Softplus()]), diag_shift=None
-        )
-        return {"loc": raw[:, :latent_dim], "scale_tril": fill.forward(raw[:, latent_dim:])}
+        loc = raw[:, :latent_dim]
+        diagonal = self._positive(raw[:, latent_dim : 2 * latent_dim])  # [B, D]
+        off_diagonal = raw[:, 2 * latent_dim :]  # [B, D (D - 1) / 2]
+        # Entry (i, j) of L reads column index[i, j] of [0 | off_diagonal]: 0 above the
+        # diagonal and on it (the diagonal is added below), 1 + k for the k-th lower entry.
+        index = np.zeros((latent_dim, latent_dim), dtype=np.int32)
+        rows, columns = np.tril_indices(latent_dim, k=-1)
+        index[rows, columns] = 1 + np.arange(len(rows))
+        padded = tf.concat([tf.zeros_like(off_diagonal[:, :1]), off_diagonal], axis=1)
+        lower = tf.gather(padded, index, axis=1)  # [B, D, D]
+        scale_tril = lower + diagonal[:, :, None] * tf.eye(latent_dim)
+        return {"loc": loc, "scale_tril": scale_tril}
 
     def distribution(self, params):
         return tfd.MultivariateNormalTriL(loc=params["loc"], scale_tril=params["scale_tril"])

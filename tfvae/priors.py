@@ -11,6 +11,7 @@ Families (`prior=` name):
 import math
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -30,6 +31,10 @@ class Prior(keras.layers.Layer):
     def distribution(self) -> tfd.Distribution:
         """p(z), with batch shape `()` and event shape `(latent_dim,)`."""
         raise NotImplementedError
+
+    def parameters(self) -> dict[str, np.ndarray]:
+        """The prior's constrained parameters as arrays, for manifests and the runtime."""
+        return {}
 
     def sample(self, num_samples, seed) -> tf.Tensor:
         """Draws `(num_samples, latent_dim)` latents from a stateless `(2,)` seed."""
@@ -90,14 +95,24 @@ class Mixture(Prior):
             name="raw_scales",
         )
 
+    def _scales(self) -> tf.Tensor:
+        return tf.math.softplus(tf.cast(self.raw_scales, tf.float32)) + self.min_scale
+
     def distribution(self):
-        scales = tf.math.softplus(tf.cast(self.raw_scales, tf.float32)) + self.min_scale
         return tfd.MixtureSameFamily(
             mixture_distribution=tfd.Categorical(logits=tf.cast(self.logits, tf.float32)),
             components_distribution=tfd.MultivariateNormalDiag(
-                loc=tf.cast(self.locs, tf.float32), scale_diag=scales
+                loc=tf.cast(self.locs, tf.float32), scale_diag=self._scales()
             ),
         )
+
+    def parameters(self):
+        """`logits` `(K,)`, `locs` `(K, latent_dim)` and `scales` `(K, latent_dim)`."""
+        return {
+            "logits": np.asarray(self.logits, dtype=np.float32),
+            "locs": np.asarray(self.locs, dtype=np.float32),
+            "scales": np.asarray(self._scales()),
+        }
 
     def get_config(self):
         config = super().get_config()

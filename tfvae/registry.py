@@ -42,7 +42,7 @@ class Registry:
                     f"Expected a subclass of {self.base.__name__} for {self.kind} {name!r}. "
                     f"Received: {cls!r}"
                 )
-            cls.name = name
+            cls.family = name
             self._classes[name] = cls
             return keras.saving.register_keras_serializable(package="tfvae")(cls)
 

@@ -230,6 +230,28 @@ def evaluate(model_dir, dataset=None, split="test", data_dir=None, batch_size=50
     return {"examples": len(x), **dict(zip(names, map(float, metrics), strict=True))}
 
 
+def export(model_dir, name=None, out_dir=None, saved_model_dir=None, **kwargs) -> Path:
+    """Exports a trained model folder as an ONNX bundle and a SavedModel.
+
+    Defaults: NAME is the model folder's name; the bundle goes to `export/NAME/` and the
+    SavedModel to `saved_models/NAME/VERSION/`. The encoder's parity is checked on the
+    test split. Other keyword arguments go to `tfvae.export.export_model`.
+    """
+    from tfvae import export as export_lib
+
+    model, recipe, config = load(model_dir)
+    x_test, _ = data.load(config.dataset, split="test", data_dir=config.data_dir)
+    return export_lib.export_model(
+        model,
+        out_dir=out_dir,
+        saved_model_dir=saved_model_dir,
+        x_reference=model_input(x_test, recipe),
+        data_range=recipe.data_range,
+        name=name or Path(model_dir).name,
+        **kwargs,
+    )
+
+
 def write_samples(model: VAE, recipe: Recipe, path, n=64, seed=0, mean=False) -> Path:
     """Writes a PNG grid of `n` draws x ~ p(x|z), z ~ p(z) (or E[x|z] when `mean`)."""
     samples = np.asarray(model.sample(n, seed=seed, mean=mean))

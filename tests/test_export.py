@@ -1,0 +1,232 @@
+"""Export: SavedModel and ONNX agree with Keras; failed exports change nothing."""
+
+import hashlib
+import json
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import onnx
+import pytest
+import tensorflow as tf
+import tf2onnx
+
+import tfvae
+from tfvae import export
+from tfvae.runtime import Sampler
+
+LIKELIHOODS = {
+    "bernoulli": "bernoulli",
+    "continuous_bernoulli": "continuous_bernoulli",
+    "gaussian": tfvae.likelihoods.Gaussian(scale=0.5),
+    "gaussian_learned_scale": "gaussian_learned_scale",
+    "binomial": tfvae.likelihoods.Binomial(total_count=16),
+}
+
+
+def _data(likelihood_name, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 8, 8, 1)).astype("float32")
+    if likelihood_name == "bernoulli":
+        return (x < 0.3).astype("float32")
+    if likelihood_name == "binomial":
+        return np.floor(x * 17).astype("float32")
+    return x
+
+
+def trained_vae(likelihood_name="bernoulli", architecture="mlp", seed=0, **kwargs):
+    """A small VAE after one epoch, so no weight is at its initial value."""
+    keras.utils.set_random_seed(seed)
+    if architecture == "conv":
+        networks = tfvae.networks.conv_encoder((4, 8)), tfvae.networks.conv_decoder((8, 4))
+    else:
+        networks = tfvae.networks.mlp_encoder((16,)), tfvae.networks.mlp_decoder((16,))
+    vae = tfvae.VAE(
+        *networks, latent_dim=3, likelihood=LIKELIHOODS[likelihood_name], seed=seed, **kwargs
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=True)
+    vae.fit(_data(likelihood_name), batch_size=32, epochs=1, verbose=0)
+    return vae
+
+
+def _export(vae, tmp_path, likelihood_name="bernoulli", **kwargs):
+    return export.export_model(
+        vae,
+        out_dir=tmp_path / "export" / "m",
+        saved_model_dir=tmp_path / "saved_models" / "m",
+        x_reference=_data(likelihood_name, seed=1),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("architecture", ["mlp", "conv"])
+@pytest.mark.parametrize("likelihood_name", sorted(LIKELIHOODS))
+def test_keras_saved_model_and_onnx_agree(tmp_path, likelihood_name, architecture):
+    vae = trained_vae(likelihood_name, architecture)
+    bundle = _export(vae, tmp_path, likelihood_name, atol=1e-5)
+
+    z = np.random.default_rng(5).normal(size=(17, 3)).astype("float32")
+    x = _data(likelihood_name, n=9, seed=6)
+    params = {k: v.numpy() for k, v in vae.likelihood_parameters(z).items()}
+    params["mean"] = vae.decode(z).mean().numpy()
+    posterior = {k: v.numpy() for k, v in vae.posterior_parameters(x).items()}
+
+    loaded = tf.saved_model.load(str(tmp_path / "saved_models" / "m" / "1"))
+    saved_decode = loaded.signatures["decode"](z=tf.constant(z))
+    saved_default = loaded.signatures["serving_default"](z=tf.constant(z))
+    saved_encode = loaded.signatures["encode"](x=tf.constant(x))
+    sampler = Sampler.load(bundle)
+    onnx_decode = sampler.decode(z)
+    onnx_loc, onnx_scale = sampler.encode(x)
+
+    assert set(onnx_decode) == set(params) == set(saved_decode)
+    assert set(params) == {*vae.likelihood.param_names, "mean"}
+    for key, value in params.items():
+        assert onnx_decode[key].shape == (17, 8, 8, 1)
+        np.testing.assert_allclose(saved_decode[key].numpy(), value, atol=1e-5)
+        np.testing.assert_allclose(saved_default[key].numpy(), value, atol=1e-5)
+        np.testing.assert_allclose(onnx_decode[key], value, atol=1e-5)
+    for key, value in posterior.items():
+        np.testing.assert_allclose(saved_encode[key].numpy(), value, atol=1e-5)
+    np.testing.assert_allclose(onnx_loc, posterior["loc"], atol=1e-5)
+    np.testing.assert_allclose(onnx_scale, posterior["scale"], atol=1e-5)
+
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    for by_component in manifest["parity"]["max_abs_error"].values():
+        assert set(by_component) == {"decoder", "encoder"}
+        assert max(by_component.values()) <= 1e-5
+    for name in ("decoder.onnx", "encoder.onnx"):
+        onnx.checker.check_model(str(bundle / name))
+
+
+def test_manifest_records_the_model(tmp_path):
+    vae = trained_vae(
+        "binomial",
+        prior=tfvae.priors.Mixture(num_components=2, seed=0),
+        posterior="full_covariance",
+    )
+    bundle = _export(vae, tmp_path, "binomial")
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["format_version"] == export.FORMAT_VERSION
+    assert manifest["latent_dim"] == 3
+    assert manifest["data"] == {"shape": [8, 8, 1], "dtype": "float32", "range": [0.0, 16.0]}
+    assert manifest["likelihood"] == {
+        "family": "binomial",
+        "parameters": ["logits"],
+        "constants": {"total_count": 16},
+    }
+    assert manifest["posterior"]["family"] == "full_covariance"
+    prior = manifest["prior"]
+    assert prior["family"] == "mixture"
+    np.testing.assert_allclose(prior["parameters"]["locs"], vae.prior_layer.locs.numpy())
+    np.testing.assert_allclose(
+        prior["parameters"]["scales"],
+        np.log1p(np.exp(vae.prior_layer.raw_scales.numpy())) + 1e-3,
+        rtol=1e-5,
+    )
+    assert manifest["versions"]["tensorflow"] == tf.__version__
+    assert manifest["onnx"]["decoder"] == {
+        "file": "decoder.onnx",
+        "input": "z",
+        "outputs": ["logits", "mean"],
+    }
+    assert manifest["onnx"]["encoder"]["outputs"] == ["loc", "scale_tril"]
+    for name, digest in manifest["files"].items():
+        assert hashlib.sha256((bundle / name).read_bytes()).hexdigest() == digest
+    assert sorted(manifest["files"]) == ["decoder.onnx", "encoder.onnx"]
+
+
+def test_saved_model_loads_in_a_process_without_tfvae(tmp_path):
+    vae = trained_vae()
+    _export(vae, tmp_path)
+    z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "mean.npy", vae.decode(z).mean().numpy())
+    script = textwrap.dedent(
+        """
+        import sys
+        import numpy as np, tensorflow as tf
+        folder, z, expected = sys.argv[1:]
+        model = tf.saved_model.load(folder)
+        mean = model.signatures["serving_default"](z=tf.constant(np.load(z)))["mean"]
+        np.testing.assert_allclose(mean.numpy(), np.load(expected), atol=1e-5)
+        assert not any(name.startswith("tfvae") for name in sys.modules), "tfvae was imported"
+        """
+    )
+    folder = tmp_path / "saved_models" / "m" / "1"
+    arguments = [str(folder), str(tmp_path / "z.npy"), str(tmp_path / "mean.npy")]
+    subprocess.run([sys.executable, "-c", script, *arguments], check=True)
+
+
+def test_parity_failure_is_an_error_and_writes_nothing(tmp_path):
+    vae = trained_vae("gaussian")
+    with pytest.raises(export.ExportParityError, match="exceed atol=1e-30") as error:
+        _export(vae, tmp_path, "gaussian", atol=1e-30)
+    assert set(error.value.errors) == {"saved_model", "onnx"}
+    assert not (tmp_path / "export" / "m").exists()
+    assert not (tmp_path / "saved_models" / "m" / "1").exists()
+    assert [p.name for p in (tmp_path / "export").iterdir()] == []
+
+
+def _tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, monkeypatch):
+    vae = trained_vae()
+    bundle = _export(vae, tmp_path)
+    saved_model = tmp_path / "saved_models" / "m" / "1"
+    before, saved_before = _tree(bundle), _tree(saved_model)
+
+    retrained = trained_vae(seed=1)
+    real_from_function = tf2onnx.convert.from_function
+    calls = []
+
+    def fail_after_first_file(*args, **kwargs):
+        calls.append(kwargs["output_path"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt("interrupted after decoder.onnx (test)")
+        return real_from_function(*args, **kwargs)
+
+    monkeypatch.setattr(tf2onnx.convert, "from_function", fail_after_first_file)
+    with pytest.raises(KeyboardInterrupt):
+        _export(retrained, tmp_path)
+    assert len(calls) == 2
+    assert calls[0].endswith("decoder.onnx")
+    assert _tree(bundle) == before
+    assert _tree(saved_model) == saved_before
+    assert sorted(p.name for p in bundle.parent.iterdir()) == ["m"]
+    Sampler.load(bundle)  # still a valid bundle
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"components": ()}, r"components to be a non-empty subset"),
+        ({"components": ("decoder", "prior")}, r"components to be a non-empty subset"),
+        ({"version": 0}, r"version to be a positive integer"),
+        ({"atol": -1.0}, r"atol to be a finite number > 0"),
+    ],
+)
+def test_bad_arguments_are_rejected_before_writing(tmp_path, kwargs, match):
+    vae = trained_vae()
+    with pytest.raises(ValueError, match=match):
+        _export(vae, tmp_path, **kwargs)
+    assert not (tmp_path / "export").exists()
+
+
+def test_unbuilt_model_is_rejected(tmp_path):
+    vae = tfvae.VAE(tfvae.networks.mlp_encoder((4,)), tfvae.networks.mlp_decoder((4,)), 2)
+    with pytest.raises(ValueError, match="Expected a built model"):
+        export.export_model(vae, out_dir=tmp_path / "b", saved_model_dir=tmp_path / "s")
+
+
+def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
+    vae = trained_vae()
+    bundle = _export(vae, tmp_path, components=("decoder",))
+    sampler = Sampler.load(bundle)
+    assert sampler.sample(3, seed=0).shape == (3, 8, 8, 1)
+    with pytest.raises(ValueError, match="no encoder"):
+        sampler.encode(_data("bernoulli", n=2))

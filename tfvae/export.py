@@ -1,0 +1,296 @@
+"""Export a trained VAE for deployment: a TF SavedModel and an ONNX bundle, checked.
+
+`export_model` writes
+    - a SavedModel in the TF Serving layout `saved_models/NAME/VERSION/`, with signatures
+      `decode` (z -> the likelihood's parameters and its mean), `encode` (x -> the
+      posterior's parameters) and `serving_default` (= `decode`); it loads with
+      `tf.saved_model.load` in a process that never imports tfvae;
+    - a bundle `export/NAME/` with `decoder.onnx`, `encoder.onnx`, `manifest.json` and
+      `manifest.sha256`, which `tfvae.runtime.Sampler` runs with numpy and onnxruntime.
+
+No sampling op goes into a graph (tf2onnx cannot convert TensorFlow's stateless random
+ops): z is an input, and the runtime draws z and x ~ p(x|z) in numpy from the
+likelihood's parameters, whose names and constants the manifest records.
+
+Both are checked before they are put in place: the SavedModel and the ONNX models are run
+on random z and on real x and compared with the Keras model; an error above `atol` fails
+the export. Everything is written to temporary folders and renamed into place, so a
+failed or interrupted export leaves earlier exports as they were.
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+import tfvae
+from tfvae import atomic, validation
+from tfvae.model import VAE
+
+FORMAT_VERSION = 1
+COMPONENTS = ("decoder", "encoder")
+SIGNATURES = {"decoder": "decode", "encoder": "encode"}
+_PARITY_SAMPLES = 64
+
+
+class ExportParityError(ValueError):
+    """An exported model disagrees with the Keras model by more than the tolerance.
+
+    Attributes:
+        errors: `{format: {component: max abs error}}` as measured.
+        atol: the tolerance that was exceeded.
+    """
+
+    def __init__(self, errors: dict, atol: float):
+        self.errors = errors
+        self.atol = atol
+        super().__init__(
+            f"Export failed its parity check: max abs errors {errors} exceed atol={atol:g}. "
+            "Nothing was written."
+        )
+
+
+def _decode_function(model: VAE):
+    """z `(batch, latent_dim)` -> {likelihood parameter: `(batch, *data_shape)`, "mean"}."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")])
+    def decode(z):
+        params = model.likelihood_parameters(z)
+        return {**params, "mean": model.likelihood.mean(params)}
+
+    return decode
+
+
+def _encode_function(model: VAE):
+    """x `(batch, *data_shape)` -> {posterior parameter: `(batch, latent_dim[, latent_dim])`}."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, *model.data_shape], tf.float32, name="x")])
+    def encode(x):
+        return model.posterior_parameters(x)
+
+    return encode
+
+
+def export_model(
+    model: VAE,
+    out_dir=None,
+    saved_model_dir=None,
+    version: int = 1,
+    opset: int = 17,
+    components=COMPONENTS,
+    atol: float = 1e-4,
+    x_reference=None,
+    data_range=None,
+    name: str | None = None,
+) -> Path:
+    """Exports `model` as a SavedModel and an ONNX bundle, after checking their parity.
+
+    Args:
+        model: a built `tfvae.VAE` (trained, or at least called on data).
+        out_dir: the bundle folder (default `export/NAME`); replaced whole.
+        saved_model_dir: the SavedModel base folder (default `saved_models/NAME`); the
+            SavedModel goes to `saved_model_dir/VERSION/`, replacing that version only.
+        version: the SavedModel version, a positive integer.
+        opset: the ONNX opset.
+        components: which networks to export, a non-empty subset of
+            `("decoder", "encoder")`.
+        atol: the largest max abs difference allowed between the Keras model and either
+            export, on every output.
+        x_reference: real data `(n, *data_shape)` for the encoder's parity check and its
+            record in the manifest (default: the model's own samples).
+        data_range: `(low, high)` data values shown as black and white in pictures
+            (default: from the likelihood's support, else from `x_reference`).
+        name: the model's name in default paths and the manifest (default `model.name`).
+
+    Returns:
+        The bundle folder.
+
+    Raises:
+        ValueError: for invalid arguments or an unbuilt model.
+        ExportParityError: when an export differs from the Keras model by more than atol.
+    """
+    import onnx
+    import onnxruntime
+    import tf2onnx
+
+    if not isinstance(model, VAE):
+        raise TypeError(f"Expected model to be a tfvae.VAE. Received: model={model!r}")
+    if model.data_shape is None:
+        raise ValueError(
+            "Expected a built model: train it or call it on data before exporting. "
+            f"Received: model={model.name!r} with no data shape."
+        )
+    components = tuple(components)
+    if (
+        not components
+        or any(c not in COMPONENTS for c in components)
+        or len(set(components)) != len(components)
+    ):
+        raise ValueError(
+            f"Expected components to be a non-empty subset of {COMPONENTS}. "
+            f"Received: components={components!r}"
+        )
+    version = validation.positive_int(version, "version")
+    opset = validation.positive_int(opset, "opset")
+    atol = validation.positive_float(atol, "atol")
+    name = name or model.name
+    out_dir = Path(out_dir or Path("export") / name)
+    saved_model_dir = Path(saved_model_dir or Path("saved_models") / name)
+
+    functions = {"decoder": _decode_function(model), "encoder": _encode_function(model)}
+    functions = {component: functions[component] for component in components}
+    rng = np.random.default_rng(0)
+    z = np.asarray(model.prior_layer.sample(_PARITY_SAMPLES, [0, 0]), dtype=np.float32)
+    if x_reference is None:
+        x_reference = np.asarray(model.sample(_PARITY_SAMPLES, seed=0))
+    x = np.asarray(x_reference, dtype=np.float32)[
+        rng.permutation(len(x_reference))[:_PARITY_SAMPLES]
+    ]
+    if x.shape[1:] != model.data_shape:
+        raise ValueError(
+            f"Expected x_reference of shape (n, *{model.data_shape}). "
+            f"Received: x_reference.shape={np.shape(x_reference)}"
+        )
+    inputs = {"decoder": z, "encoder": x}
+    expected = {c: _numpy(functions[c](inputs[c])) for c in components}
+
+    with (
+        atomic.directory(out_dir) as bundle,
+        atomic.directory(saved_model_dir / str(version)) as saved_model,
+    ):
+        _write_saved_model(model, functions, saved_model)
+        loaded = tf.saved_model.load(str(saved_model))
+        errors = {"saved_model": {}, "onnx": {}}
+        io_names = {}
+        for component, function in functions.items():
+            signature = loaded.signatures[SIGNATURES[component]]
+            received = _numpy(signature(tf.constant(inputs[component])))
+            errors["saved_model"][component] = _max_abs_error(expected[component], received)
+
+            path = bundle / f"{component}.onnx"
+            input_name = "z" if component == "decoder" else "x"
+            spec = tf.TensorSpec(inputs[component].shape, tf.float32, name=input_name)
+            spec = tf.TensorSpec([None, *spec.shape[1:]], tf.float32, name=input_name)
+            tf2onnx.convert.from_function(
+                function, input_signature=[spec], opset=opset, output_path=str(path)
+            )
+            onnx.checker.check_model(str(path))
+            session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            output_names = [output.name for output in session.get_outputs()]
+            received = dict(
+                zip(output_names, session.run(None, {input_name: inputs[component]}), strict=True)
+            )
+            errors["onnx"][component] = _max_abs_error(expected[component], received)
+            io_names[component] = {
+                "file": path.name,
+                "input": input_name,
+                "outputs": sorted(output_names),
+            }
+        worst = max(e for by_format in errors.values() for e in by_format.values())
+        if not worst <= atol:
+            raise ExportParityError(errors, atol)
+        manifest = _manifest(
+            model,
+            name,
+            opset,
+            version,
+            io_names,
+            errors,
+            atol,
+            bundle,
+            saved_model,
+            _display_range(model, x, data_range),
+        )
+        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+        (bundle / "manifest.json").write_text(text)
+        (bundle / "manifest.sha256").write_text(_sha256(text.encode()) + "  manifest.json\n")
+    return out_dir
+
+
+def _write_saved_model(model, functions, path: Path) -> None:
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    # The first endpoint is also `serving_default`: the decoder, when exported.
+    for component in sorted(functions, key=COMPONENTS.index):
+        function = functions[component]
+        archive.add_endpoint(SIGNATURES[component], function, function.input_signature)
+    archive.write_out(str(path), verbose=False)
+
+
+def _numpy(outputs) -> dict[str, np.ndarray]:
+    return {key: np.asarray(value) for key, value in outputs.items()}
+
+
+def _max_abs_error(expected: dict, received: dict) -> float:
+    if set(expected) != set(received):
+        raise ValueError(
+            f"Expected exported outputs {sorted(expected)}. Received: {sorted(received)}"
+        )
+    return max(float(np.max(np.abs(expected[k] - received[k]), initial=0.0)) for k in expected)
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def _display_range(model: VAE, x: np.ndarray, data_range) -> list[float]:
+    if data_range is not None:
+        low, high = (float(v) for v in data_range)
+    elif model.likelihood.family == "binomial":
+        low, high = 0.0, float(model.likelihood.total_count)
+    elif model.likelihood.family in ("bernoulli", "continuous_bernoulli"):
+        low, high = 0.0, 1.0
+    else:
+        low, high = float(x.min()), float(x.max())
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise ValueError(
+            f"Expected data_range (low, high) with high > low. Received: {(low, high)}"
+        )
+    return [low, high]
+
+
+def _manifest(
+    model, name, opset, version, io_names, errors, atol, bundle, saved_model, data_range
+) -> dict:
+    import onnx
+    import tf2onnx
+
+    prior = model.prior_layer
+    return {
+        "format_version": FORMAT_VERSION,
+        "name": name,
+        "versions": {
+            "tfvae": tfvae.__version__,
+            "tensorflow": tf.__version__,
+            "tf2onnx": tf2onnx.__version__,
+            "onnx": onnx.__version__,
+        },
+        "opset": opset,
+        "latent_dim": model.latent_dim,
+        "data": {"shape": list(model.data_shape), "dtype": "float32", "range": data_range},
+        "likelihood": {
+            "family": model.likelihood.family,
+            "parameters": list(model.likelihood.param_names),
+            "constants": model.likelihood.constants(),
+        },
+        "prior": {
+            "family": prior.family,
+            "parameters": {k: v.tolist() for k, v in prior.parameters().items()},
+        },
+        "posterior": {
+            "family": model.posterior.family,
+            "parameters": list(model.posterior.param_names),
+        },
+        "onnx": io_names,
+        "saved_model": {
+            "version": version,
+            "signatures": sorted(SIGNATURES[c] for c in io_names) + ["serving_default"],
+        },
+        "files": {path.name: _sha256(path.read_bytes()) for path in sorted(bundle.glob("*.onnx"))},
+        "parity": {"atol": atol, "max_abs_error": errors},
+    }

@@ -1,0 +1,270 @@
+"""Run an exported VAE with numpy and onnxruntime only: this module never imports TensorFlow.
+
+    >>> from tfvae.runtime import Sampler
+    >>> sampler = Sampler.load("export/digits")
+    >>> x = sampler.sample(64, seed=0)             # (64, *data_shape) float32
+    >>> loc, scale = sampler.encode(x)
+
+The bundle is a folder written by `tfvae.export.export_model`: `decoder.onnx`,
+`encoder.onnx` (optional), `manifest.json` and `manifest.sha256`. `Sampler.load` checks
+the manifest's checksum and every file's SHA-256 before it opens a session, so a missing
+or altered file is refused with its name. z ~ p(z) and x ~ p(x|z) are drawn in numpy from
+the parameters the ONNX decoder computes, for every likelihood family.
+"""
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+FORMAT_VERSION = 1
+
+
+class BundleError(ValueError):
+    """A bundle is missing a file, has an altered file, or has an unreadable manifest.
+
+    Attributes:
+        path: the offending file.
+    """
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        super().__init__(f"{path}: {reason}")
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _sigmoid(logits: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # exact and overflow-free
+
+
+# --- x ~ p(x|z) in numpy, one function per likelihood family ------------------------------
+def _bernoulli(params, constants, rng):
+    probs = _sigmoid(params["logits"])
+    return (rng.random(probs.shape) < probs).astype(np.float32)
+
+
+def _continuous_bernoulli(params, constants, rng):
+    # Inverse CDF: x = log1p(u * expm1(l)) / l for logits l (x = u at l = 0).
+    logits = params["logits"].astype(np.float64)
+    u = rng.random(logits.shape)
+    small = np.abs(logits) < 1e-4
+    safe = np.where(small, 1.0, logits)
+    x = np.where(small, u, np.log1p(u * np.expm1(safe)) / safe)
+    return np.clip(x, 0.0, 1.0).astype(np.float32)
+
+
+def _gaussian(params, constants, rng):
+    loc = params["loc"]
+    return (loc + constants["scale"] * rng.standard_normal(loc.shape)).astype(np.float32)
+
+
+def _gaussian_learned_scale(params, constants, rng):
+    loc = params["loc"]
+    return (loc + params["scale"] * rng.standard_normal(loc.shape)).astype(np.float32)
+
+
+def _binomial(params, constants, rng):
+    probs = _sigmoid(params["logits"].astype(np.float64))
+    return rng.binomial(constants["total_count"], probs).astype(np.float32)
+
+
+LIKELIHOOD_SAMPLERS = {
+    "bernoulli": _bernoulli,
+    "continuous_bernoulli": _continuous_bernoulli,
+    "gaussian": _gaussian,
+    "gaussian_learned_scale": _gaussian_learned_scale,
+    "binomial": _binomial,
+}
+
+
+# --- z ~ p(z) in numpy, one function per prior family --------------------------------------
+def _standard_normal_prior(n, latent_dim, params, temperature, rng):
+    return temperature * rng.standard_normal((n, latent_dim))
+
+
+def _mixture_prior(n, latent_dim, params, temperature, rng):
+    logits = np.asarray(params["logits"], dtype=np.float64)
+    weights = np.exp(logits - logits.max())
+    components = rng.choice(len(weights), size=n, p=weights / weights.sum())
+    locs, scales = np.asarray(params["locs"]), np.asarray(params["scales"])
+    noise = rng.standard_normal((n, latent_dim))
+    return locs[components] + temperature * scales[components] * noise
+
+
+PRIOR_SAMPLERS = {"standard_normal": _standard_normal_prior, "mixture": _mixture_prior}
+
+
+class Sampler:
+    """An exported VAE run by onnxruntime. Build it with `Sampler.load(bundle_dir)`.
+
+    Attributes:
+        manifest: the bundle's manifest (dict).
+        latent_dim: size of z.
+        data_shape: shape of one x, e.g. `(28, 28, 1)`.
+    """
+
+    def __init__(self, manifest: dict, decoder, encoder=None):
+        self.manifest = manifest
+        self.latent_dim = int(manifest["latent_dim"])
+        self.data_shape = tuple(manifest["data"]["shape"])
+        self._decoder = decoder
+        self._encoder = encoder
+        self._likelihood = manifest["likelihood"]
+        self._prior = manifest["prior"]
+
+    @classmethod
+    def load(cls, bundle_dir, providers=None, threads: int | None = None) -> "Sampler":
+        """Verifies a bundle's files and opens its ONNX sessions.
+
+        Args:
+            bundle_dir: a folder written by `tfvae.export.export_model`.
+            providers: onnxruntime execution providers (default: CPU).
+            threads: intra-op threads of each session (default: onnxruntime's choice).
+
+        Raises:
+            BundleError: a file is missing or altered, or the manifest is unreadable or of
+                an unknown format; the message names the file.
+        """
+        import onnxruntime
+
+        bundle = Path(bundle_dir)
+        manifest = _verified_manifest(bundle)
+        options = onnxruntime.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = int(threads)
+        providers = providers or ["CPUExecutionProvider"]
+        sessions = {
+            component: onnxruntime.InferenceSession(
+                str(bundle / entry["file"]), sess_options=options, providers=providers
+            )
+            for component, entry in manifest["onnx"].items()
+        }
+        if "decoder" not in sessions:
+            raise BundleError(bundle / "manifest.json", "the bundle has no decoder")
+        return cls(manifest, sessions["decoder"], sessions.get("encoder"))
+
+    # ----------------------------------------------------------------------- decoding
+
+    def _checked_z(self, z) -> np.ndarray:
+        z = np.asarray(z, dtype=np.float32)
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(
+                f"Expected z of shape (batch_size, latent_dim={self.latent_dim}). "
+                f"Received: z.shape={z.shape}"
+            )
+        return z
+
+    def decode(self, z) -> dict[str, np.ndarray]:
+        """Likelihood parameters and `mean`, each `(n, *data_shape)`, for z `(n, latent_dim)`."""
+        z = self._checked_z(z)
+        names = [output.name for output in self._decoder.get_outputs()]
+        return dict(zip(names, self._decoder.run(None, {"z": z}), strict=True))
+
+    def mean(self, z) -> np.ndarray:
+        """E[x|z], `(n, *data_shape)`."""
+        return self.decode(z)["mean"]
+
+    def sample_latents(self, n: int, seed=None, temperature: float = 1.0) -> np.ndarray:
+        """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread."""
+        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+            raise ValueError(f"Expected n to be a positive integer. Received: n={n!r}")
+        if not (isinstance(temperature, int | float) and math.isfinite(temperature)) or (
+            temperature <= 0
+        ):
+            raise ValueError(
+                f"Expected temperature to be a finite number > 0. Received: {temperature!r}"
+            )
+        rng = np.random.default_rng(seed)
+        draw = PRIOR_SAMPLERS[self._prior["family"]]
+        z = draw(int(n), self.latent_dim, self._prior["parameters"], temperature, rng)
+        return z.astype(np.float32)
+
+    def sample(self, n: int, seed=None, mean: bool = False, temperature: float = 1.0):
+        """Draws x ~ p(x|z), z ~ p(z): `(n, *data_shape)` float32 (E[x|z] when `mean`).
+
+        Args:
+            n: number of samples.
+            seed: numpy seed (int or None); the same seed gives the same samples.
+            mean: return E[x|z] instead of a draw.
+            temperature: multiplies the prior's standard deviations.
+        """
+        rng = np.random.default_rng(seed)
+        z = self.sample_latents(n, seed=rng, temperature=temperature)
+        params = self.decode(z)
+        if mean:
+            return params["mean"]
+        draw = LIKELIHOOD_SAMPLERS[self._likelihood["family"]]
+        return draw(params, self._likelihood["constants"], rng)
+
+    # ----------------------------------------------------------------------- encoding
+
+    def encode(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """The posterior's location `(n, latent_dim)` and scale for x `(n, *data_shape)`.
+
+        The scale is `(n, latent_dim)` standard deviations for a diagonal posterior and
+        the `(n, latent_dim, latent_dim)` Cholesky factor for a full-covariance one.
+        """
+        if self._encoder is None:
+            raise ValueError(
+                "This bundle has no encoder: export with components=('decoder', 'encoder')."
+            )
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.data_shape:
+            raise ValueError(
+                f"Expected x of shape (batch_size, *{self.data_shape}). Received: x.shape={x.shape}"
+            )
+        names = [output.name for output in self._encoder.get_outputs()]
+        params = dict(zip(names, self._encoder.run(None, {"x": x}), strict=True))
+        scale = params["scale"] if "scale" in params else params["scale_tril"]
+        return params["loc"], scale
+
+    def reconstruct(self, x) -> np.ndarray:
+        """E[x|z] at the posterior mean of each x: `(n, *data_shape)`."""
+        loc, _ = self.encode(x)
+        return self.mean(loc)
+
+    def interpolate(self, x_a, x_b, steps: int = 8) -> np.ndarray:
+        """E[x|z] along the straight line between two inputs' posterior means.
+
+        Returns:
+            `(steps, *data_shape)`, from the reconstruction of `x_a` to that of `x_b`.
+        """
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
+            raise ValueError(f"Expected steps to be an integer >= 2. Received: steps={steps!r}")
+        loc, _ = self.encode(np.stack([np.asarray(x_a), np.asarray(x_b)]))
+        weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
+        return self.mean((1.0 - weights) * loc[0] + weights * loc[1])
+
+
+def _verified_manifest(bundle: Path) -> dict:
+    manifest_path, checksum_path = bundle / "manifest.json", bundle / "manifest.sha256"
+    for path in (manifest_path, checksum_path):
+        if not path.is_file():
+            raise BundleError(path, "missing: not a bundle written by tfvae.export.export_model")
+    recorded = checksum_path.read_text().split()
+    if not recorded or recorded[0] != _sha256(manifest_path):
+        raise BundleError(
+            manifest_path, f"its SHA-256 does not match {checksum_path.name}: altered file"
+        )
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(manifest_path, f"unreadable: {error}") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            manifest_path,
+            f"format_version {manifest.get('format_version')!r}; this runtime reads "
+            f"{FORMAT_VERSION}",
+        )
+    for name, digest in manifest["files"].items():
+        path = bundle / name
+        if not path.is_file():
+            raise BundleError(path, "missing")
+        if _sha256(path) != digest:
+            raise BundleError(path, "its SHA-256 does not match the manifest: altered file")
+    return manifest

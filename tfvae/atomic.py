@@ -1,9 +1,10 @@
-"""Atomic writes: a reader sees the old file or folder, or the new one, never a part.
+"""Atomic writes: nothing ever sees a partly written file or folder.
 
 Files are written to a temporary sibling and renamed into place (`os.replace` is atomic
-on POSIX within one file system). Folders are assembled in a temporary sibling; the old
-folder, if any, is moved aside and the new one renamed into its place, so an error or
-interruption while writing leaves the old folder untouched.
+on POSIX within one file system): a reader sees the old file or the new one. Folders are
+assembled in a temporary sibling; the old folder, if any, is moved aside and the new one
+renamed into its place. An error or interruption while writing leaves the old folder
+untouched; between the two renames the folder is absent for an instant, never partial.
 """
 
 import contextlib

@@ -85,7 +85,7 @@ class Likelihood:
         Runs eagerly on numpy arrays or eager tensors (the public boundaries); the
         compiled training step does not re-check.
         """
-        x = tf.convert_to_tensor(x, dtype=tf.float32)
+        x = tf.cast(tf.convert_to_tensor(x), tf.float32)
         inside = self.in_support(x)
         if not bool(tf.reduce_all(inside)):
             values = x.numpy()
@@ -106,8 +106,9 @@ class Likelihood:
         return ""
 
     def constants(self) -> dict:
-        """Fixed (not decoded) parameters, e.g. `{"scale": 1.0}`; written to manifests."""
-        return self.get_config()
+        """Fixed parameters of p(x|z) that the decoder does not output, e.g.
+        `{"scale": 1.0}`; the export manifest records them for the runtime."""
+        return {}
 
     def get_config(self) -> dict:
         return {}
@@ -220,6 +221,9 @@ class Gaussian(Likelihood):
     def in_support(self, x):
         return _finite(x)
 
+    def constants(self):
+        return {"scale": self.scale}
+
     def get_config(self):
         return {"scale": self.scale}
 
@@ -286,6 +290,9 @@ class Binomial(Likelihood):
 
     def _support_hint(self):
         return "Hint: pass counts unscaled, or set total_count to the largest count."
+
+    def constants(self):
+        return {"total_count": self.total_count}
 
     def get_config(self):
         return {"total_count": self.total_count}

@@ -17,7 +17,6 @@ Example:
 """
 
 import math
-import numbers
 
 import keras
 import numpy as np
@@ -53,7 +52,8 @@ class VAE(keras.Model):
         num_samples: latent samples L per example in each step.
         beta: weight of the KL term in the `"elbo"` objective (1 is the ELBO).
         objective: `"elbo"` or `"iwae"` (a name from `tfvae.objectives.registry`).
-        seed: integer seed of the model's `keras.random.SeedGenerator`; None draws one.
+        seed: integer seed of the model's two `keras.random.SeedGenerator`s (training
+            noise; evaluation and sampling noise); None draws one.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
@@ -86,8 +86,7 @@ class VAE(keras.Model):
         kl = validation.one_of(kl, ("analytic", "mc"), "kl")
         num_samples = validation.positive_int(num_samples, "num_samples")
         beta = validation.non_negative_float(beta, "beta")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"Expected seed to be an integer or None. Received: seed={seed!r}")
+        seed = validation.optional_int(seed, "seed")
         likelihood = likelihoods.get(likelihood)
         prior = priors.get(prior)
         posterior = posteriors.get(posterior)
@@ -108,8 +107,11 @@ class VAE(keras.Model):
         self.num_samples = num_samples
         self.beta = beta
         self.objective = objective
-        self.seed = None if seed is None else int(seed)
-        self.seed_generator = keras.random.SeedGenerator(self.seed)
+        self.seed = seed
+        # Two streams: training noise, and noise for evaluation and sampling, so that
+        # validation or a call to `sample` never shifts the training sequence.
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.evaluation_seed_generator = keras.random.SeedGenerator(seed)
         self.data_shape = None
         self._trackers = [keras.metrics.Mean(name=name) for name in METRIC_NAMES]
         self._xla_per_replica = False
@@ -170,7 +172,7 @@ class VAE(keras.Model):
     def likelihood_parameters(self, z, training=False) -> dict[str, tf.Tensor]:
         """The likelihood's named parameters, each `(*z.shape[:-1], *data_shape)`."""
         self._require_built("decode")
-        z = tf.convert_to_tensor(z, dtype=tf.float32)
+        z = tf.cast(tf.convert_to_tensor(z), tf.float32)
         if z.shape.rank is not None and (
             z.shape.rank < 1 or z.shape[-1] not in (None, self.latent_dim)
         ):
@@ -255,7 +257,8 @@ class VAE(keras.Model):
         Args:
             x: `(batch_size, *data_shape)` data in the likelihood's support.
             num_samples: Monte Carlo samples L (default: the model's `num_samples`).
-            seed: int or `(2,)` stateless seed; None draws from the model's generator.
+            seed: int or `(2,)` stateless seed; None draws from the model's evaluation
+                stream.
             training: passed to the networks.
 
         Returns:
@@ -263,7 +266,9 @@ class VAE(keras.Model):
         """
         num_samples = self.num_samples if num_samples is None else num_samples
         num_samples = validation.positive_int(num_samples, "num_samples")
-        seed = self.seed_generator.next() if seed is None else random.as_seed(seed)
+        if tf.executing_eagerly():  # Inside a tf.function the caller checks its data.
+            self.likelihood.check_support(x)
+        seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
         terms = self._latent_terms(x, num_samples, seed, training=training)
         return {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
 
@@ -290,9 +295,18 @@ class VAE(keras.Model):
         compile the whole step (the optimizer updates variables on several devices), so
         the per-replica loss and gradient computation is compiled instead.
         """
+        for argument in ("loss", "metrics", "weighted_metrics", "loss_weights"):
+            if kwargs.get(argument) is not None:
+                raise ValueError(
+                    f"A VAE's loss and metrics are its objective's (loss, elbo, "
+                    f"reconstruction, kl); it takes no {argument}. Received: "
+                    f"{argument}={kwargs[argument]!r}"
+                )
         replicas = self.distribute_strategy.num_replicas_in_sync
         self._requested_jit_compile = jit_compile
-        self._xla_per_replica = jit_compile is True and replicas > 1
+        self._xla_per_replica = (
+            jit_compile is True and replicas > 1 and not kwargs.get("run_eagerly", False)
+        )
         super().compile(
             optimizer=optimizer,
             jit_compile=False if self._xla_per_replica else jit_compile,
@@ -315,6 +329,18 @@ class VAE(keras.Model):
         if self.built:
             self.optimizer.build(self.trainable_variables)
 
+    _SEED_STATES = ("seed_generator", "evaluation_seed_generator")
+
+    def save_own_variables(self, store):
+        """Saves the random streams' states too, so a reloaded model continues them."""
+        super().save_own_variables(store)
+        for name in self._SEED_STATES:
+            store[name] = getattr(self, name).state
+
+    def load_own_variables(self, store):
+        for name in self._SEED_STATES:
+            getattr(self, name).state.assign(store[name])
+
     @property
     def metrics(self):
         return list(self._trackers)
@@ -324,8 +350,12 @@ class VAE(keras.Model):
         x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         return x, sample_weight
 
-    def _step_seed(self):
-        seed = self.seed_generator.next()
+    def _evaluation_seed(self):
+        """A seed from the evaluation stream, distinct from training's even at equal seeds."""
+        return tf.random.experimental.stateless_fold_in(self.evaluation_seed_generator.next(), 1)
+
+    def _step_seed(self, seed):
+        """`seed` made distinct per replica under a multi-replica strategy."""
         context = tf.distribute.get_replica_context()
         if context is not None and context.num_replicas_in_sync > 1:
             seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
@@ -338,7 +368,9 @@ class VAE(keras.Model):
             losses = per_example["loss"]  # [B]
             if sample_weight is not None:
                 losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
-            # Mean over the replica's batch, summed over replicas by the optimizer.
+            # Keras's convention: sum(w * loss) / batch_size, so the gradient does not depend
+            # on how the weights are normalized; the `loss` metric is the weighted mean
+            # sum(w * loss) / sum(w). Divided by the replicas: the optimizer sums them.
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
             loss = tf.reduce_mean(losses) / replicas
             scaled_loss = self.optimizer.scale_loss(loss)
@@ -348,14 +380,15 @@ class VAE(keras.Model):
     def train_step(self, data):
         x, sample_weight = self._unpack(data)
         per_example, gradients = self._compiled_loss_and_gradients(
-            x, sample_weight, self._step_seed()
+            x, sample_weight, self._step_seed(self.seed_generator.next())
         )
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(per_example, sample_weight)
 
     def test_step(self, data):
         x, sample_weight = self._unpack(data)
-        per_example = self._per_example_metrics(x, self._step_seed(), training=False)
+        seed = self._step_seed(self._evaluation_seed())
+        per_example = self._per_example_metrics(x, seed, training=False)
         return self._update_metrics(per_example, sample_weight)
 
     def _update_metrics(self, per_example, sample_weight):
@@ -384,7 +417,12 @@ class VAE(keras.Model):
         return data
 
     def _assert_in_support(self, *element):
-        x = element[0] if not isinstance(element[0], tuple) else element[0][0]
+        x = element[0]
+        if not isinstance(x, tf.Tensor):
+            raise TypeError(
+                "Expected dataset elements x, (x,), (x, y) or (x, y, sample_weight) with x a "
+                f"tensor. Received elements whose first part is {type(x).__name__}: {x!r}"
+            )
         inside = tf.reduce_all(self.likelihood.in_support(tf.cast(x, tf.float32)))
         message = (
             f"tfvae: x is outside the support of the {self.likelihood.family} likelihood, "
@@ -401,12 +439,13 @@ class VAE(keras.Model):
 
         Args:
             n: number of samples, a positive integer.
-            seed: int or `(2,)` stateless seed; None draws from the model's generator.
+            seed: int or `(2,)` stateless seed; None draws from the model's evaluation
+                stream.
             mean: return E[x|z] instead of a draw from p(x|z).
         """
         self._require_built("sample")
         n = validation.positive_int(n, "n")
-        seed = self.seed_generator.next() if seed is None else random.as_seed(seed)
+        seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
         z_seed, x_seed = random.split(seed)
         p_x = self.decode(self.prior_layer.sample(n, z_seed))
         return p_x.mean() if mean else p_x.sample(seed=tf.cast(x_seed, tf.int32))

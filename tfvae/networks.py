@@ -13,11 +13,26 @@ what the families need (the model checks and says the width it needs).
 """
 
 import math
+from collections.abc import Iterable
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfvae import validation
+
+# The output layer's initializer seed index, distinct from any hidden layer's index.
+_OUTPUT_INDEX = 2**16
+
+
+def _widths(values, argument: str) -> tuple[int, ...]:
+    """`values` as a tuple of positive layer widths, or a ValueError naming `argument`."""
+    if isinstance(values, str | bytes) or not isinstance(values, Iterable):
+        raise ValueError(
+            f"Expected {argument} to be a sequence of positive integers such as (500, 500). "
+            f"Received: {argument}={values!r}"
+        )
+    return tuple(validation.positive_int(width, f"each of {argument}") for width in values)
 
 
 def _validated_shape(shape, argument: str) -> tuple[int, ...] | None:
@@ -36,13 +51,24 @@ class SizedNetwork(keras.layers.Layer):
         target_shape: the output shape without the batch axis, or None to let
             `tfvae.VAE` choose it from its families.
         activation: activation of the hidden layers (any Keras activation name).
+        seed: seed of the weight initializers (None: Keras's global randomness).
     """
 
-    def __init__(self, target_shape=None, activation: str = "relu", **kwargs):
-        super().__init__(**kwargs)
-        self.target_shape = _validated_shape(target_shape, "target_shape")
-        self.activation = activation
+    def __init__(self, target_shape=None, activation: str = "relu", seed=None, **kwargs):
+        target_shape = _validated_shape(target_shape, "target_shape")
         keras.activations.get(activation)  # Fails early on an unknown activation name.
+        seed = validation.optional_int(seed, "seed")
+        super().__init__(**kwargs)
+        self.target_shape = target_shape
+        self.activation = activation
+        self.seed = seed
+
+    def _initializer(self, index: int):
+        """Glorot-uniform kernels, seeded per layer from the network's seed."""
+        if self.seed is None:
+            return "glorot_uniform"
+        layer_seed = int(np.random.default_rng([self.seed, index]).integers(2**31 - 1))
+        return keras.initializers.GlorotUniform(seed=layer_seed)
 
     def set_target_shape(self, shape) -> None:
         """Sets the output shape the model needs; a network can be sized only once."""
@@ -67,7 +93,7 @@ class SizedNetwork(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(target_shape=self.target_shape, activation=self.activation)
+        config.update(target_shape=self.target_shape, activation=self.activation, seed=self.seed)
         return config
 
 
@@ -84,16 +110,26 @@ class MLP(SizedNetwork):
     """
 
     def __init__(self, hidden=(500, 500), target_shape=None, activation="relu", **kwargs):
+        hidden = _widths(hidden, "hidden")
         super().__init__(target_shape=target_shape, activation=activation, **kwargs)
-        self.hidden = tuple(validation.positive_int(units, "hidden") for units in hidden)
+        self.hidden = hidden
 
     def build(self, input_shape):
         target_shape = self._require_target_shape()
         self.hidden_layers = [
-            keras.layers.Dense(units, activation=self.activation, name=f"dense_{i}")
+            keras.layers.Dense(
+                units,
+                activation=self.activation,
+                kernel_initializer=self._initializer(i),
+                name=f"dense_{i}",
+            )
             for i, units in enumerate(self.hidden)
         ]
-        self.output_layer = keras.layers.Dense(math.prod(target_shape), name="output")
+        self.output_layer = keras.layers.Dense(
+            math.prod(target_shape),
+            kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            name="output",
+        )
         width = math.prod(input_shape[1:])
         for layer in [*self.hidden_layers, self.output_layer]:
             layer.build((None, width))
@@ -126,8 +162,9 @@ class ConvEncoder(SizedNetwork):
     """
 
     def __init__(self, filters=(32, 64), target_shape=None, activation="relu", **kwargs):
+        filters = _widths(filters, "filters")
         super().__init__(target_shape=target_shape, activation=activation, **kwargs)
-        self.filters = tuple(validation.positive_int(f, "filters") for f in filters)
+        self.filters = filters
 
     def build(self, input_shape):
         if len(input_shape) != 4:
@@ -137,10 +174,21 @@ class ConvEncoder(SizedNetwork):
             )
         target_shape = self._require_target_shape()
         self.conv_layers = [
-            keras.layers.Conv2D(f, 3, strides=2, padding="same", activation=self.activation)
-            for f in self.filters
+            keras.layers.Conv2D(
+                f,
+                3,
+                strides=2,
+                padding="same",
+                activation=self.activation,
+                kernel_initializer=self._initializer(i),
+            )
+            for i, f in enumerate(self.filters)
         ]
-        self.output_layer = keras.layers.Dense(math.prod(target_shape), name="output")
+        self.output_layer = keras.layers.Dense(
+            math.prod(target_shape),
+            kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            name="output",
+        )
         shape = tuple(input_shape)
         for layer in self.conv_layers:
             layer.build(shape)
@@ -178,8 +226,9 @@ class ConvDecoder(SizedNetwork):
     """
 
     def __init__(self, filters=(64, 32), target_shape=None, activation="relu", **kwargs):
+        filters = _widths(filters, "filters")
         super().__init__(target_shape=target_shape, activation=activation, **kwargs)
-        self.filters = tuple(validation.positive_int(f, "filters") for f in filters)
+        self.filters = filters
 
     def build(self, input_shape):
         target_shape = self._require_target_shape()
@@ -192,16 +241,28 @@ class ConvDecoder(SizedNetwork):
         height, width, channels, num_params = target_shape
         self.start_shape = (height // factor, width // factor, self.filters[0])
         self.input_layer = keras.layers.Dense(
-            math.prod(self.start_shape), activation=self.activation, name="project"
+            math.prod(self.start_shape),
+            activation=self.activation,
+            kernel_initializer=self._initializer(0),
+            name="project",
         )
         self.deconv_layers = [
             keras.layers.Conv2DTranspose(
-                f, 3, strides=2, padding="same", activation=self.activation
+                f,
+                3,
+                strides=2,
+                padding="same",
+                activation=self.activation,
+                kernel_initializer=self._initializer(1 + i),
             )
-            for f in self.filters
+            for i, f in enumerate(self.filters)
         ]
         self.output_layer = keras.layers.Conv2D(
-            channels * num_params, 3, padding="same", name="output"
+            channels * num_params,
+            3,
+            padding="same",
+            kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            name="output",
         )
         self.input_layer.build((None, input_shape[-1]))
         shape = (None, *self.start_shape)

@@ -96,7 +96,8 @@ class IWAE(Objective):
     """The negative importance-weighted bound of Burda et al. (2015).
 
     Mathematical details: loss = -log (1/L) sum_l p(x|z_l) p(z_l) / q(z_l|x) with
-    L = num_samples; it equals the ELBO loss for L = 1 and tightens as L grows.
+    L = num_samples. For L = 1 it is the single-sample ELBO with a Monte Carlo KL (equal to
+    the `elbo` loss in expectation); its expectation tightens as L grows.
     """
 
     uses_beta = False

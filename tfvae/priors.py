@@ -40,9 +40,6 @@ class Prior(keras.layers.Layer):
         """Draws `(num_samples, latent_dim)` latents from a stateless `(2,)` seed."""
         return self.distribution().sample(num_samples, seed=tf.cast(seed, tf.int32))
 
-    def call(self, num_samples, seed):
-        return self.sample(num_samples, seed)
-
 
 registry = Registry("prior", Prior)
 
@@ -76,7 +73,12 @@ class Mixture(Prior):
     def __init__(self, num_components: int = 10, min_scale: float = 1e-3, seed=None, **kwargs):
         self.num_components = validation.positive_int(num_components, "num_components")
         self.min_scale = validation.positive_float(min_scale, "min_scale")
-        self.seed = seed
+        if self.min_scale >= 1.0:
+            raise ValueError(
+                "Expected min_scale < 1: the component scales start at 1. "
+                f"Received: min_scale={min_scale!r}"
+            )
+        self.seed = validation.optional_int(seed, "seed")
         super().__init__(**kwargs)
 
     def build(self, input_shape):

@@ -9,6 +9,8 @@ The noise tensors of a VAE step are small ([num_samples, batch_size, latent_dim]
 float64 transform costs nothing measurable, also on a GPU.
 """
 
+import numbers
+
 import tensorflow as tf
 
 _BITS = 32
@@ -40,8 +42,18 @@ def split(seed, num: int = 2) -> list[tf.Tensor]:
     return tf.unstack(tf.random.experimental.stateless_split(seed, num=num))
 
 
-def as_seed(seed) -> tf.Tensor:
-    """Turns an int or a `(2,)` integer tensor into a `(2,)` int64 stateless seed."""
-    if isinstance(seed, int) and not isinstance(seed, bool):
-        return tf.constant([seed, 0], dtype=tf.int64)
-    return tf.cast(seed, tf.int64)
+def as_seed(seed, argument: str = "seed") -> tf.Tensor:
+    """Turns an integer or a `(2,)` integer tensor into a `(2,)` int64 stateless seed.
+
+    Raises:
+        ValueError: for anything else; the message names `argument`.
+    """
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        return tf.constant([int(seed), 0], dtype=tf.int64)
+    tensor = tf.convert_to_tensor(seed)
+    if not tensor.dtype.is_integer or tensor.shape != (2,):
+        raise ValueError(
+            f"Expected {argument} to be an integer or a (2,) integer tensor. "
+            f"Received: {argument}={seed!r}"
+        )
+    return tf.cast(tensor, tf.int64)

@@ -13,6 +13,17 @@ def positive_int(value, argument: str) -> int:
     return int(value)
 
 
+def optional_int(value, argument: str) -> int | None:
+    """Returns `value` as an int, or None; raises ValueError for anything else."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(
+            f"Expected {argument} to be an integer or None. Received: {argument}={value!r}"
+        )
+    return int(value)
+
+
 def positive_float(value, argument: str) -> float:
     """Returns `value` as a float, or raises ValueError unless it is finite and > 0."""
     return _finite_float(value, argument, minimum=0.0, strict=True)

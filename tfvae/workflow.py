@@ -66,18 +66,54 @@ RECIPES = {
 }
 
 
-def recipe_for(dataset: str, x: np.ndarray) -> Recipe:
-    """The named dataset's recipe, or one inferred from the values of a user's `x`."""
-    if dataset in RECIPES:
-        return RECIPES[dataset]
-    if np.issubdtype(x.dtype, np.integer):
-        if x.min() >= 0 and x.max() <= 1:
+def recipe_for(dataset: str, x: np.ndarray, likelihood: str | None = None) -> Recipe:
+    """How to model `dataset` (raw values `x`), with `likelihood` if one is chosen.
+
+    A named dataset has its own recipe; a user's data gets one from its values: 0/1
+    integers are Bernoulli; uint8 grey levels above 16 are intensities x / 255, binarized
+    dynamically; other non-negative integers are binomial counts out of their maximum;
+    floats in [0, 1] are continuous Bernoulli; other values Gaussian with learned scale.
+    Choosing another likelihood rescales the same data for it (e.g. digits counts / 16
+    as Bernoulli intensities).
+    """
+    recipe = RECIPES.get(dataset) or _recipe_from_values(x)
+    if likelihood is None or likelihood == recipe.likelihood:
+        return recipe
+    return _with_likelihood(recipe, likelihood)
+
+
+def _recipe_from_values(x: np.ndarray) -> Recipe:
+    low, high = float(np.min(x)), float(np.max(x))
+    if np.issubdtype(x.dtype, np.integer) and low >= 0:
+        if high <= 1:
             return Recipe(likelihood="bernoulli")
-        if x.min() >= 0 and x.max() <= 255:
+        if x.dtype == np.uint8 and high > 16:
             return Recipe(likelihood="bernoulli", scale=255.0, binarize="dynamic")
-    if x.min() >= 0 and x.max() <= 1:
+        return Recipe(likelihood="binomial", total_count=int(high), data_range=(0.0, high))
+    if low >= 0 and high <= 1:
         return Recipe(likelihood="continuous_bernoulli")
-    return Recipe(likelihood="gaussian_learned_scale", data_range=(float(x.min()), float(x.max())))
+    return Recipe(likelihood="gaussian_learned_scale", data_range=(low, high))
+
+
+def _with_likelihood(recipe: Recipe, likelihood: str) -> Recipe:
+    """`recipe`'s data, scaled and binarized as `likelihood` needs."""
+    full_scale = recipe.total_count or recipe.scale  # the raw value shown as white
+    full_scale = None if full_scale is None else float(full_scale)
+    unit = {"scale": full_scale, "data_range": (0.0, 1.0), "total_count": None}
+    if likelihood == "bernoulli":
+        changes = {**unit, "binarize": recipe.binarize or "dynamic"}
+    elif likelihood == "binomial":
+        if not recipe.binarize:
+            raise ValueError(
+                f"Expected counts for likelihood='binomial'; these data are modelled as "
+                f"{recipe.likelihood!r} values. Received: likelihood='binomial'"
+            )
+        changes = {"total_count": 1, "data_range": (0.0, 1.0)}  # binarized: one trial
+    elif full_scale is not None:  # continuous families on intensities in [0, 1]
+        changes = {**unit, "binarize": None}
+    else:
+        changes = {"binarize": None, "total_count": None}
+    return dataclasses.replace(recipe, likelihood=likelihood, **changes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,33 +153,28 @@ class TrainConfig:
             latent_dim=self.latent_dim or recipe.latent_dim,
             likelihood=self.likelihood or recipe.likelihood,
             architecture=self.architecture or recipe.architecture,
-            hidden=tuple(self.hidden or recipe.hidden),
+            hidden=tuple(self.hidden if self.hidden is not None else recipe.hidden),
             out=self.out or str(Path("saved_models") / Path(self.dataset).stem),
         )
 
 
 def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
-    """Raw x in model units, binarized once with `seed` when the recipe binarizes."""
-    x = x.astype(np.float32)
-    if recipe.scale is not None:
-        x = x / np.float32(recipe.scale)
-    if recipe.binarize is not None:
-        x = (np.random.default_rng(seed).random(x.shape) < x).astype(np.float32)
-    return x
+    """Raw x as float32 model input, binarized once with `seed` if the recipe binarizes."""
+    return data.preprocess(x, scale=recipe.scale, binarize=recipe.binarize, seed=seed)
 
 
-def build_model(config: TrainConfig, recipe: Recipe, x: np.ndarray) -> VAE:
-    """A VAE for `config` (resolved) on data shaped like `x`, compiled for training."""
+def build_model(config: TrainConfig, recipe: Recipe) -> VAE:
+    """A VAE for `config` (resolved) and its data `recipe`, compiled for training."""
     likelihood = config.likelihood
     if likelihood == "binomial":
-        total_count = recipe.total_count or int(np.max(x))
-        likelihood = likelihoods.Binomial(total_count=total_count)
+        likelihood = likelihoods.Binomial(total_count=recipe.total_count)
+    seeds = {"encoder": config.seed, "decoder": config.seed + 1}
     if config.architecture == "conv":
-        encoder, decoder = networks.conv_encoder(), networks.conv_decoder()
+        encoder = networks.conv_encoder(seed=seeds["encoder"])
+        decoder = networks.conv_decoder(seed=seeds["decoder"])
     else:
-        encoder = networks.mlp_encoder(hidden=config.hidden)
-        decoder = networks.mlp_decoder(hidden=config.hidden)
-    keras.utils.set_random_seed(config.seed)
+        encoder = networks.mlp_encoder(hidden=config.hidden, seed=seeds["encoder"])
+        decoder = networks.mlp_decoder(hidden=config.hidden, seed=seeds["decoder"])
     model = VAE(
         encoder, decoder, latent_dim=config.latent_dim, likelihood=likelihood, seed=config.seed
     )
@@ -166,9 +197,9 @@ def train(config: TrainConfig, verbose: int | None = None) -> Path:
     """
     x_train, _ = data.load(config.dataset, split="train", data_dir=config.data_dir)
     x_test, _ = data.load(config.dataset, split="test", data_dir=config.data_dir)
-    recipe = recipe_for(config.dataset, x_train)
+    recipe = recipe_for(config.dataset, x_train, config.likelihood)
     config = config.resolve(recipe)
-    model = build_model(config, recipe, x_train)
+    model = build_model(config, recipe)
     dataset = data.make_dataset(
         x_train,
         batch_size=config.batch_size,

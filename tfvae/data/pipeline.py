@@ -1,12 +1,11 @@
 """The input pipeline: numpy arrays to a shuffled, batched, binarized `tf.data.Dataset`."""
 
-from tfvae import _backend  # noqa: F401  (selects the Keras backend before TensorFlow loads)
-
-# isort: split
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["BINARIZATIONS", "make_dataset"]
+from tfvae import validation
+
+__all__ = ["BINARIZATIONS", "make_dataset", "preprocess"]
 
 BINARIZATIONS = ("dynamic", "static", "threshold")
 """The values `make_dataset` accepts for `binarize`, besides None."""
@@ -97,14 +96,7 @@ def make_dataset(
             )
         if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
             y = y.astype(np.int64)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int | np.integer):
-        raise ValueError(
-            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
-        )
-    if batch_size < 1:
-        raise ValueError(
-            f"Expected batch_size to be a positive integer. Received: batch_size={batch_size!r}"
-        )
+    validation.positive_int(batch_size, "batch_size")
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
     ):
@@ -182,6 +174,36 @@ def make_dataset(
 
         dataset = indices.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def preprocess(x, scale=None, binarize=None, seed=0) -> np.ndarray:
+    """`x` as float32 model input in memory, as `make_dataset` would yield it.
+
+    `scale` and `binarize` mean what they mean for `make_dataset`, except that "dynamic"
+    is drawn once, like "static": for evaluation, where the data must stay fixed.
+
+    Args:
+        x: array `(num_examples, ...)` in the dataset's own units.
+        scale: divisor of x, or None.
+        binarize: None, "threshold", "static" or "dynamic".
+        seed: seed of the Bernoulli draw.
+
+    Returns:
+        float32 array shaped like x.
+    """
+    if binarize is not None and binarize not in BINARIZATIONS:
+        raise ValueError(
+            f"Expected binarize to be None or one of {list(BINARIZATIONS)}. "
+            f"Received: binarize={binarize!r}"
+        )
+    divisor = 1.0 if scale is None else validation.positive_float(scale, "scale")
+    x = np.asarray(x)
+    if binarize in ("static", "dynamic"):
+        return _sample_bernoulli(x, divisor, seed).astype(np.float32)
+    intensity = x.astype(np.float32) / np.float32(divisor)
+    if binarize == "threshold":
+        return (intensity > 0.5).astype(np.float32)
+    return intensity
 
 
 def _sample_bernoulli(x: np.ndarray, divisor: float, seed: int | None) -> np.ndarray:

@@ -1,6 +1,7 @@
 """The command line on the embedded digits: files written, pixels, errors, atomicity."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -19,11 +20,21 @@ def _png(path):
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "digits"
-    argv = ["train", "--epochs", "3", "--hidden", "32", "--latent-dim", "2", "--out", str(out)]
+def workdir(tmp_path_factory):
+    """A working directory for the module: default outputs land in its saved_models/."""
+    folder = tmp_path_factory.mktemp("work")
+    previous = os.getcwd()
+    os.chdir(folder)
+    yield folder
+    os.chdir(previous)
+
+
+@pytest.fixture(scope="module")
+def trained(workdir):
+    """`tfvae train --export` with default paths: the README's main job, made short."""
+    argv = ["train", "--epochs", "3", "--hidden", "32", "--latent-dim", "2", "--export"]
     assert cli.main(argv) == 0
-    return out
+    return workdir / "saved_models" / "digits"
 
 
 def test_likelihood_choices_match_the_registry():
@@ -33,11 +44,21 @@ def test_likelihood_choices_match_the_registry():
 def test_train_writes_the_documented_files(trained):
     names = sorted(p.name for p in trained.iterdir())
     assert names == [
+        "1",  # the SavedModel, version 1, from --export
         "config.json",
         "history.json",
         "model.keras",
+        "onnxruntime_samples.png",
         "reconstructions.png",
         "samples.png",
+    ]
+    assert (trained / "1" / "saved_model.pb").is_file()
+    bundle = trained.parent.parent / "export" / "digits"
+    assert sorted(p.name for p in bundle.iterdir()) == [
+        "decoder.onnx",
+        "encoder.onnx",
+        "manifest.json",
+        "manifest.sha256",
     ]
     run = json.loads((trained / "config.json").read_text())
     assert run["config"]["likelihood"] == "binomial"
@@ -137,3 +158,66 @@ def test_help_does_not_import_tensorflow():
         "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _is_binomial_draw_grid(grid):
+    """Grey levels of draws from a binomial with 16 trials are multiples of 255/16."""
+    levels = np.unique(grid)
+    return np.allclose(levels, np.round(np.round(levels / (255 / 16)) * 255 / 16))
+
+
+def test_train_export_drew_samples_with_onnxruntime(trained):
+    grid = _png(trained / "onnxruntime_samples.png")
+    cell = ZOOM * 8 + ZOOM
+    assert grid.shape == (8 * cell + ZOOM, 8 * cell + ZOOM)
+    assert _is_binomial_draw_grid(grid) and grid.std() > 10
+
+
+def test_sample_from_a_bundle_never_imports_tensorflow(trained, tmp_path):
+    bundle = trained.parent.parent / "export" / "digits"
+    out = tmp_path / "bundle.png"
+    code = (
+        "import sys\n"
+        "from tfvae import cli\n"
+        f"code = cli.main(['sample', '--bundle', {str(bundle)!r}, '-n', '9', '--seed', '4',"
+        f" '--out', {str(out)!r}])\n"
+        "assert code == 0\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    grid = _png(out)
+    cell = ZOOM * 8 + ZOOM
+    assert grid.shape == (3 * cell + ZOOM, 3 * cell + ZOOM)
+    assert _is_binomial_draw_grid(grid)
+    # The grid shows the runtime's seeded draws, pixel for pixel.
+    from tfvae.runtime import Sampler
+
+    draws = Sampler.load(bundle).sample(9, seed=4)
+    first = grid[ZOOM : ZOOM + 8 * ZOOM : ZOOM, ZOOM : ZOOM + 8 * ZOOM : ZOOM]
+    np.testing.assert_allclose(first, np.round(draws[0, ..., 0] / 16 * 255), atol=1)
+
+
+def test_export_command_writes_where_it_is_told(trained, tmp_path):
+    argv = [
+        "export",
+        str(trained),
+        "--name",
+        "renamed",
+        "--out",
+        str(tmp_path / "bundle"),
+        "--saved-model-dir",
+        str(tmp_path / "serving"),
+        "--version",
+        "3",
+    ]
+    assert cli.main(argv) == 0
+    manifest = json.loads((tmp_path / "bundle" / "manifest.json").read_text())
+    assert manifest["name"] == "renamed" and manifest["saved_model"]["version"] == 3
+    assert (tmp_path / "serving" / "3" / "saved_model.pb").is_file()
+    assert manifest["data"]["range"] == [0.0, 16.0]
+    assert max(manifest["parity"]["max_abs_error"]["onnx"].values()) <= 1e-4
+
+
+def test_sample_needs_exactly_one_source(capsys):
+    assert cli.main(["sample"]) == 1
+    assert "Expected either a model folder or --bundle" in capsys.readouterr().err

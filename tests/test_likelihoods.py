@@ -9,7 +9,6 @@ import tensorflow as tf
 from scipy import special, stats
 
 from tfvae import likelihoods
-from tfvae.registry import Registry
 
 BATCH = 3
 DATA_SHAPE = (4, 4, 1)
@@ -446,23 +445,6 @@ def test_keras_serialization_round_trip_through_get(lik):
 
     assert type(restored) is type(lik)
     assert restored.get_config() == lik.get_config()
-
-
-def test_registering_a_name_twice_raises():
-    class Another(likelihoods.Bernoulli):
-        pass
-
-    with pytest.raises(ValueError, match=r"'bernoulli' is already registered"):
-        likelihoods.registry.register("bernoulli")(Another)
-    assert likelihoods.get("bernoulli").__class__ is likelihoods.Bernoulli
-
-
-def test_registering_a_non_subclass_raises():
-    registry = Registry("likelihood", likelihoods.Likelihood)
-
-    with pytest.raises(TypeError, match=r"Expected a subclass of Likelihood"):
-        registry.register("plain")(type("Plain", (), {}))
-    assert registry.names() == []
 
 
 @pytest.mark.parametrize("name", sorted(likelihoods.registry.names()))

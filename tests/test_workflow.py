@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tfvae import workflow
+from tfvae import data, workflow
 
 
 @pytest.mark.parametrize(
@@ -11,6 +11,8 @@ from tfvae import workflow
     [
         (np.array([[0, 1], [1, 0]], dtype=np.uint8), "bernoulli", None, None),
         (np.array([[0, 255], [17, 3]], dtype=np.uint8), "bernoulli", 255.0, "dynamic"),
+        (np.array([[0, 12], [3, 7]], dtype=np.int64), "binomial", None, None),
+        (np.array([[0, 16], [3, 7]], dtype=np.uint8), "binomial", None, None),
         (np.array([[0.0, 0.5], [1.0, 0.2]], dtype=np.float32), "continuous_bernoulli", None, None),
         (
             np.array([[-1.5, 0.5], [3.0, 0.2]], dtype=np.float32),
@@ -66,3 +68,47 @@ def test_resolve_fills_only_the_unset_fields():
     assert config.likelihood == "binomial"
     assert config.hidden == workflow.RECIPES["digits"].hidden
     assert config.out == "saved_models/digits"
+
+
+def test_integer_counts_are_binomial_out_of_their_maximum():
+    recipe = workflow.recipe_for("counts.npy", np.array([[0, 12], [3, 7]], dtype=np.int64))
+    assert recipe.total_count == 12 and recipe.data_range == (0.0, 12.0)
+
+
+@pytest.mark.parametrize(
+    "likelihood, scale, binarize, total_count",
+    [
+        ("bernoulli", 16.0, "dynamic", None),
+        ("continuous_bernoulli", 16.0, None, None),
+        ("gaussian", 16.0, None, None),
+        ("gaussian_learned_scale", 16.0, None, None),
+        ("binomial", None, None, 16),
+    ],
+)
+def test_choosing_a_likelihood_rescales_the_digits_for_it(likelihood, scale, binarize, total_count):
+    x, _ = data.load("digits", split="test")
+    recipe = workflow.recipe_for("digits", x, likelihood)
+    assert (recipe.likelihood, recipe.scale, recipe.binarize, recipe.total_count) == (
+        likelihood,
+        scale,
+        binarize,
+        total_count,
+    )
+    model_x = workflow.model_input(x, recipe)
+    if likelihood == "binomial":
+        assert model_x.max() == 16 and np.all(model_x == np.round(model_x))
+    else:
+        assert 0.0 <= model_x.min() and model_x.max() <= 1.0
+
+
+def test_binomial_needs_counts():
+    x = np.array([[0.1, 0.5]], dtype=np.float32)
+    with pytest.raises(ValueError, match="Expected counts for likelihood='binomial'"):
+        workflow.recipe_for("floats.npy", x, "binomial")
+    binarized = workflow.recipe_for("mnist", np.zeros((1, 2), np.uint8), "binomial")
+    assert binarized.total_count == 1 and binarized.binarize == "dynamic"
+
+
+def test_empty_hidden_means_a_single_linear_layer():
+    config = workflow.TrainConfig(hidden=()).resolve(workflow.RECIPES["digits"])
+    assert config.hidden == ()

@@ -86,7 +86,7 @@ class VAE(keras.Model):
         kl = validation.one_of(kl, ("analytic", "mc"), "kl")
         num_samples = validation.positive_int(num_samples, "num_samples")
         beta = validation.non_negative_float(beta, "beta")
-        seed = validation.optional_int(seed, "seed")
+        seed = validation.optional_seed(seed)
         likelihood = likelihoods.get(likelihood)
         prior = priors.get(prior)
         posterior = posteriors.get(posterior)

@@ -57,7 +57,7 @@ class SizedNetwork(keras.layers.Layer):
     def __init__(self, target_shape=None, activation: str = "relu", seed=None, **kwargs):
         target_shape = _validated_shape(target_shape, "target_shape")
         keras.activations.get(activation)  # Fails early on an unknown activation name.
-        seed = validation.optional_int(seed, "seed")
+        seed = validation.optional_seed(seed)
         super().__init__(**kwargs)
         self.target_shape = target_shape
         self.activation = activation

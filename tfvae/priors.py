@@ -62,7 +62,7 @@ class Mixture(Prior):
 
     Mathematical details: p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)) with
     pi = softmax(logits) and sigma = softplus(raw_scale) + min_scale; the component
-    means start as draws from N(0, I) and the scales at 1.
+    means start as draws from N(0, I) and the scales at 1 (to float32 rounding).
 
     Args:
         num_components: the number of mixture components K (>= 1).
@@ -78,7 +78,7 @@ class Mixture(Prior):
                 "Expected min_scale < 1: the component scales start at 1. "
                 f"Received: min_scale={min_scale!r}"
             )
-        self.seed = validation.optional_int(seed, "seed")
+        self.seed = validation.optional_seed(seed)
         super().__init__(**kwargs)
 
     def build(self, input_shape):

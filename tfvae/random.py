@@ -48,10 +48,13 @@ def as_seed(seed, argument: str = "seed") -> tf.Tensor:
     Raises:
         ValueError: for anything else; the message names `argument`.
     """
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and abs(seed) < 2**63:
         return tf.constant([int(seed), 0], dtype=tf.int64)
-    tensor = tf.convert_to_tensor(seed)
-    if not tensor.dtype.is_integer or tensor.shape != (2,):
+    try:
+        tensor = tf.convert_to_tensor(seed)
+    except (TypeError, ValueError):
+        tensor = None
+    if tensor is None or not tensor.dtype.is_integer or tensor.shape != (2,):
         raise ValueError(
             f"Expected {argument} to be an integer or a (2,) integer tensor. "
             f"Received: {argument}={seed!r}"

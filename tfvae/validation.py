@@ -13,13 +13,24 @@ def positive_int(value, argument: str) -> int:
     return int(value)
 
 
-def optional_int(value, argument: str) -> int | None:
-    """Returns `value` as an int, or None; raises ValueError for anything else."""
+MAX_SEED = 2**31 - 1
+
+
+def optional_seed(value, argument: str = "seed") -> int | None:
+    """Returns `value` as an int seed in [0, MAX_SEED], or None; else raises ValueError.
+
+    The range is what Keras initializers and numpy's `SeedSequence` both accept.
+    """
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or not (0 <= value <= MAX_SEED)
+    ):
         raise ValueError(
-            f"Expected {argument} to be an integer or None. Received: {argument}={value!r}"
+            f"Expected {argument} to be an integer in [0, {MAX_SEED}] or None. "
+            f"Received: {argument}={value!r}"
         )
     return int(value)
 

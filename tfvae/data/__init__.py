@@ -30,6 +30,7 @@ from tfvae.data.sources import (
 _LAZY_ATTRIBUTES = {
     "BINARIZATIONS": "tfvae.data.pipeline",
     "make_dataset": "tfvae.data.pipeline",
+    "preprocess": "tfvae.data.pipeline",
 }
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "keras_cache_dir",
     "load",
     "make_dataset",
+    "preprocess",
     "read_idx",
     "register_dataset",
 ]

@@ -1,0 +1,314 @@
+"""Tests for tfvae.networks: forward passes against numpy, shapes, arguments, seeds, configs."""
+
+import json
+import math
+import random as python_random
+import re
+
+import keras
+import numpy as np
+import pytest
+
+from tfvae import networks
+
+BATCH = 4
+
+
+def relu(x):
+    return np.maximum(x, 0.0)
+
+
+def randomize_weights(rng, layer):
+    """Sets every weight (the zero-initialized biases too) to N(0, 1) draws; float64 copies."""
+    layer.set_weights([rng.normal(size=w.shape).astype(np.float32) for w in layer.get_weights()])
+    return [w.astype(np.float64) for w in layer.get_weights()]
+
+
+def built(network, input_shape):
+    network.build((BATCH, *input_shape))
+    return network
+
+
+# One of each network, sized, with the per-example input shape it takes.
+NETWORKS = {
+    "mlp": (lambda **kw: networks.MLP(hidden=(6, 5), target_shape=(2, 3), **kw), (3, 4)),
+    "conv_encoder": (
+        lambda **kw: networks.ConvEncoder(filters=(4, 3), target_shape=(5,), **kw),
+        (8, 8, 1),
+    ),
+    "conv_decoder": (
+        lambda **kw: networks.ConvDecoder(filters=(4, 3), target_shape=(8, 8, 1, 2), **kw),
+        (5,),
+    ),
+}
+
+
+# ------------------------------------------------------------------ MLP forward pass
+
+
+@pytest.mark.parametrize("target_shape", [(3,), (2, 3), (3, 1, 2)])
+def test_mlp_without_hidden_layers_is_one_affine_map(rng, target_shape):
+    net = built(networks.MLP(hidden=(), target_shape=target_shape), (2, 5))
+    kernel, bias = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 2, 5)).astype(np.float32)
+
+    out = net(x).numpy()
+
+    assert kernel.shape == (10, math.prod(target_shape)) and bias.shape == kernel.shape[1:]
+    expected = x.reshape(BATCH, -1).astype(np.float64) @ kernel + bias  # [B, prod(target)]
+    assert out.shape == (BATCH, *target_shape)
+    np.testing.assert_allclose(out, expected.reshape(BATCH, *target_shape), rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_with_one_hidden_layer_matches_numpy(rng):
+    net = built(networks.MLP(hidden=(5,), target_shape=(3,)), (2, 4))
+    w1, b1, w2, b2 = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 2, 4)).astype(np.float32)
+
+    out = net(x).numpy()
+
+    assert (w1.shape, b1.shape, w2.shape, b2.shape) == ((8, 5), (5,), (5, 3), (3,))
+    h = relu(x.reshape(BATCH, -1).astype(np.float64) @ w1 + b1)  # [B, 5]
+    assert 0 < np.count_nonzero(h) < h.size  # the activation matters for this input
+    np.testing.assert_allclose(out, h @ w2 + b2, rtol=1e-5, atol=1e-5)
+
+
+def test_mlp_hidden_activation_is_the_one_asked_for(rng):
+    net = built(networks.MLP(hidden=(5,), target_shape=(3,), activation="tanh"), (4,))
+    w1, b1, w2, b2 = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 4)).astype(np.float32)
+
+    expected = np.tanh(x.astype(np.float64) @ w1 + b1) @ w2 + b2
+
+    np.testing.assert_allclose(net(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------- arguments
+
+
+@pytest.mark.parametrize("hidden", [500, (0,), "500", (500, -1), (2.5,), (True,), None])
+@pytest.mark.parametrize("factory", [networks.mlp_encoder, networks.mlp_decoder])
+def test_invalid_hidden_raises_value_error_naming_hidden(factory, hidden):
+    with pytest.raises(ValueError, match=r"Expected (each of )?hidden to be .*Received: "):
+        factory(hidden=hidden)
+
+
+@pytest.mark.parametrize("filters", [32, (0, 4), "32"])
+@pytest.mark.parametrize("factory", [networks.conv_encoder, networks.conv_decoder])
+def test_invalid_filters_raise_value_error_naming_filters(factory, filters):
+    with pytest.raises(ValueError, match=r"Expected (each of )?filters to be .*Received: "):
+        factory(filters=filters)
+
+
+@pytest.mark.parametrize("cls", [networks.MLP, networks.ConvEncoder, networks.ConvDecoder])
+def test_unknown_activation_fails_at_construction(cls):
+    with pytest.raises(ValueError, match=r"no_such_activation"):
+        cls(activation="no_such_activation")
+
+
+@pytest.mark.parametrize(
+    ("target_shape", "argument"), [((0,), "target_shape"), ((3, -1), "target_shape")]
+)
+def test_invalid_target_shape_raises(target_shape, argument):
+    with pytest.raises(ValueError, match=rf"Received: {argument}="):
+        networks.MLP(target_shape=target_shape)
+
+
+@pytest.mark.parametrize(
+    ("factory", "input_shape"),
+    [
+        (networks.mlp_encoder, (BATCH, 6)),
+        (networks.conv_encoder, (BATCH, 8, 8, 1)),
+        (networks.conv_decoder, (BATCH, 3)),
+    ],
+)
+def test_network_without_target_shape_raises_on_build(factory, input_shape):
+    net = factory()  # Construction without a target shape is fine: the model sets it.
+
+    with pytest.raises(
+        ValueError,
+        match=r"has no target_shape\. Pass target_shape=\.\.\. or use it inside tfvae\.VAE",
+    ):
+        net(np.zeros(input_shape, dtype=np.float32))
+
+
+def test_set_target_shape_sizes_a_network_only_once():
+    net = networks.mlp_decoder(hidden=())
+    net.set_target_shape([3])
+    net.set_target_shape((3,))  # The same shape again is not a change.
+
+    with pytest.raises(ValueError, match=r"already outputs shape \(3,\); the model needs \(4,\)"):
+        net.set_target_shape((4,))
+    assert net.target_shape == (3,)
+    sized = networks.MLP(hidden=(), target_shape=(2, 2))
+    with pytest.raises(ValueError, match=r"already outputs shape \(2, 2\)"):
+        sized.set_target_shape((4,))
+    with pytest.raises(ValueError, match=r"Received: target_shape=0"):
+        networks.mlp_decoder().set_target_shape((0,))
+
+
+def test_conv_encoder_rejects_inputs_that_are_not_images():
+    net = networks.ConvEncoder(target_shape=(3,))
+
+    with pytest.raises(ValueError, match=r"\(batch_size, height, width, channels\)"):
+        net(np.zeros((BATCH, 8, 8), dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("filters", "target_shape"),
+    [
+        ((4, 3), (10, 8, 1, 2)),  # height 10 is not divisible by 4
+        ((4, 3), (8, 6, 1, 2)),  # width 6 is not divisible by 4
+        ((4,), (7, 8, 1, 1)),  # height 7 is not divisible by 2
+        ((4, 3, 2), (12, 12, 1, 1)),  # 12 is not divisible by 8
+        ((4, 3), (8, 8, 2)),  # no num_params axis
+    ],
+)
+def test_conv_decoder_rejects_target_shapes_it_cannot_produce(filters, target_shape):
+    net = networks.ConvDecoder(filters=filters, target_shape=target_shape)
+
+    message = (
+        rf"divisible by {2 ** len(filters)}\. "
+        rf"Received: target_shape={re.escape(str(target_shape))}"
+    )
+    with pytest.raises(ValueError, match=message):
+        net(np.zeros((BATCH, 3), dtype=np.float32))
+
+
+# ------------------------------------------------------------------------ shapes
+
+
+@pytest.mark.parametrize("size", [28, 8])
+@pytest.mark.parametrize("target_shape", [(7,), "image"], ids=["vector", "image"])
+def test_conv_encoder_output_shape(rng, size, target_shape):
+    target_shape = (size, size, 1, 2) if target_shape == "image" else target_shape
+    net = networks.conv_encoder(target_shape=target_shape)
+    x = rng.uniform(size=(BATCH, size, size, 1)).astype(np.float32)
+
+    assert net(x).shape == (BATCH, *target_shape)
+
+
+@pytest.mark.parametrize("target_shape", [(28, 28, 1, 2), (8, 8, 1, 2), (8, 8, 3, 2)])
+def test_conv_decoder_output_shape(rng, target_shape):
+    net = networks.conv_decoder(target_shape=target_shape)
+    z = rng.normal(size=(BATCH, 7)).astype(np.float32)
+
+    out = net(z)
+
+    assert out.shape == (BATCH, *target_shape)
+    assert np.all(np.isfinite(out.numpy()))
+
+
+# ------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_the_seed_fixes_the_initial_weights(name):
+    make, input_shape = NETWORKS[name]
+
+    first = built(make(seed=7), input_shape).get_weights()
+    again = built(make(seed=7), input_shape).get_weights()
+    other = built(make(seed=8), input_shape).get_weights()
+
+    assert len(first) == len(again) == len(other) > 0
+    for a, b in zip(first, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    kernels = [(a, c) for a, c in zip(first, other, strict=True) if a.ndim > 1]
+    assert kernels and all(not np.array_equal(a, c) for a, c in kernels)
+
+
+def test_each_layer_gets_its_own_seed():
+    """Same-shaped kernels of one seeded network are not copies of each other."""
+    net = built(networks.MLP(hidden=(6, 6), target_shape=(6,), seed=0), (6,))
+
+    kernels = [w for w in net.get_weights() if w.ndim == 2]
+
+    assert [k.shape for k in kernels] == [(6, 6)] * 3
+    for i in range(3):
+        for j in range(i):
+            assert not np.array_equal(kernels[i], kernels[j])
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 2**70, 1.5])
+def test_seeds_outside_the_supported_range_are_rejected_up_front(seed):
+    with pytest.raises(
+        ValueError, match=rf"seed to be an integer in \[0, 2147483647\].*seed={seed!r}"
+    ):
+        networks.MLP(hidden=(), target_shape=(2,), seed=seed)
+
+
+def _unseeded_dense_kernels(build_between=None):
+    """Kernels of two unseeded Dense layers built after a global seed, maybe with a build
+    in between."""
+    keras.utils.set_random_seed(0)
+    first = keras.layers.Dense(4)
+    first.build((None, 3))
+    if build_between is not None:
+        build_between()
+    second = keras.layers.Dense(4)
+    second.build((None, 3))
+    return first.kernel.numpy(), second.kernel.numpy()
+
+
+def _build_every_network(seed):
+    for make, input_shape in NETWORKS.values():
+        net = make(seed=seed)
+        net(np.zeros((BATCH, *input_shape), dtype=np.float32))
+
+
+def test_seeded_initialization_leaves_the_global_random_state_alone():
+    keras.utils.set_random_seed(0)
+    numpy_state = np.random.get_state()
+    python_state = python_random.getstate()
+
+    _build_every_network(seed=3)
+
+    after = np.random.get_state()
+    assert after[0] == numpy_state[0] and after[2:] == numpy_state[2:]
+    np.testing.assert_array_equal(after[1], numpy_state[1])
+    assert python_random.getstate() == python_state
+
+    baseline = _unseeded_dense_kernels()
+    with_seeded = _unseeded_dense_kernels(lambda: _build_every_network(seed=3))
+    with_unseeded = _unseeded_dense_kernels(lambda: _build_every_network(seed=None))
+    for a, b in zip(baseline, with_seeded, strict=True):
+        np.testing.assert_array_equal(a, b)
+    # The check is sensitive: unseeded networks do draw from the global state.
+    np.testing.assert_array_equal(with_unseeded[0], baseline[0])
+    assert not np.array_equal(with_unseeded[1], baseline[1])
+
+
+# ---------------------------------------------------------------- serialization
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_config_round_trip_restores_the_same_network(rng, name):
+    make, input_shape = NETWORKS[name]
+    net = built(make(seed=1, activation="tanh"), input_shape)
+    weights = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, *input_shape)).astype(np.float32)
+    expected = net(x).numpy()
+    config = net.get_config()
+
+    restored = type(net).from_config(config)
+    through_json = keras.saving.deserialize_keras_object(
+        json.loads(json.dumps(keras.saving.serialize_keras_object(net)))
+    )
+
+    assert not restored.built and through_json.built  # Keras saves the build shape.
+    built(restored, input_shape)
+    for copy in (restored, through_json):
+        assert type(copy) is type(net)
+        assert copy.get_config() == config
+        copy.set_weights([w.astype(np.float32) for w in weights])
+        np.testing.assert_array_equal(copy(x).numpy(), expected)
+
+
+def test_config_records_the_constructor_arguments():
+    net = networks.MLP(hidden=(7, 3), target_shape=(2, 5), activation="elu", seed=4, name="enc")
+
+    config = net.get_config()
+
+    assert config["hidden"] == [7, 3]
+    assert tuple(config["target_shape"]) == (2, 5)
+    assert (config["activation"], config["seed"], config["name"]) == ("elu", 4, "enc")

@@ -1,0 +1,68 @@
+"""Tests for tfvae.objectives: the ELBO and IWAE losses against numpy and scipy."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import special
+
+from tfvae import objectives
+
+BATCH = 3
+
+
+def latent_terms(rng, num_samples=5, batch=BATCH):
+    log_likelihood = rng.normal(-50.0, 5.0, size=(num_samples, batch))
+    log_prior = rng.normal(-4.0, 1.0, size=(num_samples, batch))
+    log_posterior = rng.normal(-2.0, 1.0, size=(num_samples, batch))
+    kl = rng.uniform(0.0, 10.0, size=(batch,))
+    return objectives.LatentTerms(
+        *(tf.constant(a, dtype=tf.float32) for a in (log_likelihood, log_prior, log_posterior, kl))
+    ), (log_likelihood, log_prior, log_posterior, kl)
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 4.0])
+def test_elbo_loss(rng, beta):
+    terms, (log_lik, _, _, kl) = latent_terms(rng)
+
+    loss = objectives.ELBO().loss(terms, beta).numpy()
+
+    np.testing.assert_allclose(loss, -(log_lik.mean(axis=0) - beta * kl), rtol=1e-5)
+    np.testing.assert_allclose(terms.elbo.numpy(), log_lik.mean(axis=0) - kl, rtol=1e-5)
+
+
+def test_iwae_loss(rng):
+    terms, (log_lik, log_prior, log_post, _) = latent_terms(rng, num_samples=7)
+
+    loss = objectives.IWAE().loss(terms, 1.0).numpy()
+
+    expected = -(special.logsumexp(log_lik + log_prior - log_post, axis=0) - np.log(7))
+    np.testing.assert_allclose(loss, expected, rtol=1e-5)
+
+
+def test_iwae_with_one_sample_is_the_elbo(rng):
+    terms, (_, log_prior, log_post, _) = latent_terms(rng, num_samples=1)
+    terms = terms._replace(kl=tf.constant((log_post - log_prior)[0], dtype=tf.float32))
+
+    np.testing.assert_allclose(
+        objectives.IWAE().loss(terms, 1.0).numpy(),
+        objectives.ELBO().loss(terms, 1.0).numpy(),
+        rtol=1e-5,
+    )
+
+
+def test_iwae_bound_is_at_least_the_monte_carlo_elbo(rng):
+    terms, (_, log_prior, log_post, _) = latent_terms(rng, num_samples=10)
+    terms = terms._replace(kl=tf.constant((log_post - log_prior).mean(axis=0), dtype=tf.float32))
+
+    iwae = objectives.IWAE().loss(terms, 1.0).numpy()
+    elbo = objectives.ELBO().loss(terms, 1.0).numpy()
+
+    assert np.all(iwae <= elbo + 1e-4)  # Jensen: log mean exp >= mean log
+    assert np.any(iwae < elbo - 1e-2)
+
+
+def test_objective_registry():
+    assert objectives.registry.names() == ["elbo", "iwae"]
+    assert objectives.get("elbo").uses_beta and not objectives.get("iwae").uses_beta
+    with pytest.raises(ValueError, match=r"'elbo', 'iwae'"):
+        objectives.get("vae")

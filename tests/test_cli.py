@@ -41,6 +41,10 @@ def test_likelihood_choices_match_the_registry():
     assert list(cli.LIKELIHOOD_NAMES) == likelihoods.registry.names()
 
 
+def test_plot_kinds_match_the_workflow():
+    assert cli.PLOT_KINDS == workflow.PLOT_KINDS
+
+
 def test_train_writes_the_documented_files(trained):
     names = sorted(p.name for p in trained.iterdir())
     assert names == [
@@ -221,3 +225,20 @@ def test_export_command_writes_where_it_is_told(trained, tmp_path):
 def test_sample_needs_exactly_one_source(capsys):
     assert cli.main(["sample"]) == 1
     assert "Expected either a model folder or --bundle" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "kind, shape",
+    [
+        ("samples", (8 * (ZOOM * 8 + ZOOM) + ZOOM,) * 2),
+        ("interpolation", (2 * (ZOOM * 8 + ZOOM) + ZOOM, 8 * (ZOOM * 8 + ZOOM) + ZOOM)),
+        ("manifold", (20 * (ZOOM * 8 + ZOOM) + ZOOM,) * 2),
+        ("latent-scatter", (256, 256, 3)),
+    ],
+)
+def test_plot_writes_each_kind_at_its_documented_size(trained, tmp_path, kind, shape):
+    out = tmp_path / f"{kind}.png"
+    assert cli.main(["plot", str(trained), "--kind", kind, "--out", str(out)]) == 0
+    picture = _png(out)
+    assert picture.shape == shape
+    assert picture.std() > 5  # not a blank picture

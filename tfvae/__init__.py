@@ -16,12 +16,15 @@ __version__ = "0.1.0"
 # Public name -> module that defines it.
 _LAZY_ATTRIBUTES = {
     "VAE": "tfvae.model",
+    "evaluate": "tfvae.inference",
 }
 _LAZY_MODULES = (
     "atomic",
     "cli",
     "data",
     "export",
+    "inference",
+    "latent",
     "likelihoods",
     "model",
     "networks",

@@ -4,6 +4,7 @@
     tfvae evaluate saved_models/NAME [--dataset NAME] [--split test]
     tfvae export saved_models/NAME [--name NAME]
     tfvae sample (saved_models/NAME | --bundle export/NAME) -n 64 [--seed 0] [--out PNG]
+    tfvae plot saved_models/NAME --kind KIND [--out PNG] [-n 64] [--steps 8] [--grid 20]
 
 Building the parser imports neither TensorFlow nor Keras; a subcommand imports what it
 needs when it runs, and `tfvae sample --bundle` never imports TensorFlow.
@@ -23,6 +24,8 @@ LIKELIHOOD_NAMES = (
     "gaussian",
     "gaussian_learned_scale",
 )
+# The kinds of `tfvae.workflow.plot`, spelled out so that `--help` does not import TensorFlow.
+PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -121,6 +124,25 @@ def _sample(args) -> int:
     return 0
 
 
+def _plot(args) -> int:
+    from tfvae import workflow
+
+    out = workflow.plot(
+        args.model,
+        args.kind,
+        args.out or f"{args.kind}.png",
+        n=args.n,
+        seed=args.seed,
+        steps=args.steps,
+        grid=args.grid,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+    )
+    print(f"Wrote the {args.kind} picture to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `tfvae` argument parser, with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -215,6 +237,27 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--out", default="samples.png", help="PNG to write (samples.png)")
     sample.add_argument("--mean", action="store_true", help="show E[x|z] instead of draws")
     sample.set_defaults(handler=_sample)
+
+    plot = commands.add_parser(
+        "plot",
+        help="draw a picture of a model or its latent space into a PNG",
+        description="Draw one picture of a trained model into a PNG: prior samples (E[x|z]), "
+        "reconstructions, an interpolation between the posterior means of two images "
+        "of different labels (a linear and a spherical row), the 2-D manifold grid of "
+        "E[x|z] over normal quantiles (latent_dim 2 only), or a scatter of posterior means "
+        "coloured by label (first two latent dimensions, 256x256 pixels).",
+    )
+    plot.add_argument("model", help="a folder written by 'tfvae train'")
+    plot.add_argument("--kind", required=True, choices=PLOT_KINDS, help="the picture to draw")
+    plot.add_argument("--out", help="PNG to write (KIND.png)")
+    plot.add_argument("-n", type=int, default=64, help="samples or reconstructed images (64)")
+    plot.add_argument("--seed", type=int, default=0, help="seed of the samples (0)")
+    plot.add_argument("--steps", type=int, default=8, help="pictures per interpolation row (8)")
+    plot.add_argument("--grid", type=int, default=20, help="manifold cells per side (20)")
+    plot.add_argument("--dataset", help="dataset name or file (default: the training one)")
+    plot.add_argument("--data-dir", help="folder with the dataset's files")
+    plot.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    plot.set_defaults(handler=_plot)
     return parser
 
 

@@ -23,7 +23,16 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import likelihoods, networks, objectives, posteriors, priors, random, validation
+from tfvae import (
+    inference,
+    likelihoods,
+    networks,
+    objectives,
+    posteriors,
+    priors,
+    random,
+    validation,
+)
 from tfvae.objectives import LatentTerms
 
 tfd = tfp.distributions
@@ -232,6 +241,14 @@ class VAE(keras.Model):
         """
         x = tf.cast(x, tf.float32)
         params = self.posterior_parameters(x, training=training)
+        return self.latent_terms_given(x, params, num_samples, seed, training=training)
+
+    def latent_terms_given(self, x, params, num_samples, seed, training=False) -> LatentTerms:
+        """`LatentTerms` for x under a given posterior, its named `params` (batch `B`).
+
+        The training step passes the encoder's parameters; inference utilities pass
+        their own (refined per point, or reused across chunks of samples).
+        """
         q = self.posterior.distribution(params)
         noise = random.standard_normal([num_samples, tf.shape(x)[0], self.latent_dim], seed)
         z = self.posterior.reparameterize(params, noise)  # [L, B, D]
@@ -431,6 +448,29 @@ class VAE(keras.Model):
         with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
             element = tf.nest.map_structure(tf.identity, element)
         return element if len(element) > 1 else element[0]
+
+    # ------------------------------------------------------------------ inference
+
+    def log_likelihood(self, x, num_samples=5000, chunk_size=500, seed=None) -> tf.Tensor:
+        """Importance-weighted estimate of log p(x), `(batch_size,)` nats.
+
+        See `tfvae.inference.log_likelihood`.
+        """
+        return inference.log_likelihood(self, x, num_samples, chunk_size, seed)
+
+    def refine_posterior(self, x, steps=100, learning_rate=0.05, **kwargs) -> dict:
+        """Per-point posteriors refined from the encoder's; ELBO before and after.
+
+        See `tfvae.inference.refine_posterior`.
+        """
+        return inference.refine_posterior(self, x, steps, learning_rate, **kwargs)
+
+    def impute(self, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Tensor:
+        """x with its entries where `mask` is True filled in by MCMC through the model.
+
+        See `tfvae.inference.impute`.
+        """
+        return inference.impute(self, x, mask, method, steps, seed)
 
     # ----------------------------------------------------------------- generating
 

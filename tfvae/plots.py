@@ -12,6 +12,24 @@ import numpy as np
 
 from tfvae import atomic
 
+# Ten distinct colours for class labels (Tableau 10, as in matplotlib's "tab10"), RGB,
+# none of them white; label k is drawn in PALETTE[k % 10].
+PALETTE = np.array(
+    [
+        (31, 119, 180),  # blue
+        (255, 127, 14),  # orange
+        (44, 160, 44),  # green
+        (214, 39, 40),  # red
+        (148, 103, 189),  # purple
+        (140, 86, 75),  # brown
+        (227, 119, 194),  # pink
+        (127, 127, 127),  # grey
+        (188, 189, 34),  # olive
+        (23, 190, 207),  # cyan
+    ],
+    dtype=np.uint8,
+)
+
 
 def image_grid(
     images, columns: int | None = None, data_range=(0.0, 1.0), padding: int = 1, zoom: int = 1

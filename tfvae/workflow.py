@@ -1,4 +1,5 @@
-"""The jobs behind the command line: train a VAE on a dataset, evaluate it, draw samples.
+"""The jobs behind the command line: train a VAE on a dataset, evaluate it, draw samples
+and pictures of its latent space.
 
 A trained model lives in one folder (default `saved_models/<dataset>/`):
 
@@ -20,10 +21,11 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tfvae import atomic, data, likelihoods, networks, plots, validation
+from tfvae import atomic, data, latent, likelihoods, networks, plots, validation
 from tfvae.model import VAE
 
 ARCHITECTURES = ("mlp", "conv")
+PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -294,3 +296,86 @@ def write_reconstructions(model: VAE, recipe: Recipe, x, path) -> Path:
     reconstructions = np.asarray(model.predict(x, verbose=0))
     pairs = plots.interleave(x, reconstructions)
     return plots.save_image_grid(path, pairs, data_range=recipe.data_range, columns=8)
+
+
+def plot(
+    model_dir,
+    kind: str,
+    out,
+    n: int = 64,
+    seed: int = 0,
+    steps: int = 8,
+    grid: int = 20,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    split: str = "test",
+) -> Path:
+    """Writes one picture of a trained model folder as a PNG.
+
+    Image grids are `plots.save_image_grid`'s: each H x W image is shown at zoom
+    Z = `plots.default_zoom(H)` (7 for 8x8 digits, 2 for 28x28 MNIST) with Z pixels of
+    black padding around cells, so a grid of R rows and C columns is
+    Z * (R * (H + 1) + 1) by Z * (C * (W + 1) + 1) pixels, grey or RGB like the data.
+
+    Kinds, and the size of the PNG:
+        - `"samples"`: E[x|z] for `n` draws z ~ p(z) with `seed`, in the smallest square
+          grid that holds them: C = ceil(sqrt(n)), R = ceil(n / C).
+        - `"reconstructions"`: the first `n` images of the split beside their
+          reconstructions, pairs in rows of 4: C = 8, R = ceil(2 n / 8).
+        - `"interpolation"`: E[x|z] along the path between the posterior means of the
+          split's first image and the first one with another label (the second image if
+          all labels are equal), linear in the first row and spherical in the second:
+          R = 2, C = `steps` (see `tfvae.latent.interpolate`).
+        - `"manifold"`: E[x|z] on a `grid` x `grid` grid of standard normal quantiles,
+          z_1 to the right and z_2 upwards (`tfvae.latent.manifold`; latent_dim 2 and a
+          standard normal prior only): R = C = `grid`.
+        - `"latent-scatter"`: the posterior means of the whole split (first two latent
+          dimensions) as 3x3 squares coloured by label on white
+          (`tfvae.latent.latent_scatter`): 256 x 256 RGB pixels.
+
+    Args:
+        model_dir: a folder written by `train`.
+        kind: one of the kinds above.
+        out: the PNG file to write (parent folders are created).
+        n: number of samples or of reconstructed images.
+        seed: the seed of the samples' prior draws.
+        steps: pictures per interpolation row, >= 2.
+        grid: manifold cells per side, >= 2.
+        dataset, data_dir: the data of the reconstructions, interpolation and scatter
+            (default: the training data); it goes through the model's recipe, binarized
+            once with a fixed seed when the recipe binarizes.
+        split: `"train"` or `"test"`.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: for an unknown kind or bad sizes; for `"manifold"` on a model that
+            is not 2-D with a standard normal prior; for `"latent-scatter"` on a 1-D one.
+        FileNotFoundError: when `model_dir` is not a model folder.
+    """
+    validation.one_of(kind, PLOT_KINDS, "kind")
+    n = validation.positive_int(n, "n")
+    validation.one_of(split, ("train", "test"), "split")
+    model, recipe, config = load(model_dir)
+    if kind == "samples":
+        return write_samples(model, recipe, out, n=n, seed=seed, mean=True)
+    if kind == "manifold":
+        cells = latent.manifold(model, grid=grid)  # [G, G, *data_shape]
+        images = cells.reshape(-1, *cells.shape[2:])
+        return plots.save_image_grid(out, images, data_range=recipe.data_range, columns=grid)
+    x, labels = data.load(
+        dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir
+    )
+    x = model_input(x, recipe)
+    if kind == "reconstructions":
+        return write_reconstructions(model, recipe, x[:n], out)
+    if kind == "latent-scatter":
+        return plots.save_png(out, latent.latent_scatter(model, x, labels))
+    if len(x) < 2:
+        raise ValueError(f"Expected at least 2 images to interpolate. Received: {len(x)}")
+    other = np.flatnonzero(labels != labels[0])
+    second = int(other[0]) if other.size else 1
+    rows = [latent.interpolate(model, x[0], x[second], steps, method) for method in latent.METHODS]
+    images = np.concatenate(rows)  # [2 * steps, *data_shape]: linear, then spherical
+    return plots.save_image_grid(out, images, data_range=recipe.data_range, columns=steps)

@@ -41,8 +41,9 @@ def test_likelihood_choices_match_the_registry():
     assert list(cli.LIKELIHOOD_NAMES) == likelihoods.registry.names()
 
 
-def test_plot_kinds_match_the_workflow():
+def test_plot_kinds_and_masks_match_the_workflow():
     assert cli.PLOT_KINDS == workflow.PLOT_KINDS
+    assert cli.MASKS == workflow.MASKS
 
 
 def test_train_writes_the_documented_files(trained):
@@ -113,8 +114,19 @@ def test_evaluate_prints_per_example_nats(trained, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["examples"] == 297
     assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"], abs=1e-3)
-    assert result["loss"] == pytest.approx(-result["elbo"], abs=1e-4)
     assert result["kl"] > 0
+
+
+def test_evaluate_estimates_the_nll_and_the_amortization_gap(trained, capsys):
+    argv = ["evaluate", str(trained), "--num-samples", "200", "--refine-steps", "20"]
+    assert cli.main(argv) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["nll"] < -result["elbo"]  # the importance-weighted bound is tighter
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (64 * np.log(2)), rel=1e-6)
+    assert result["amortization_gap"] >= 0
+    assert result["elbo_refined"] == pytest.approx(
+        result["elbo"] + result["amortization_gap"], abs=1.0
+    )
 
 
 def test_a_failed_train_leaves_the_previous_run_intact(trained, tmp_path, monkeypatch):
@@ -242,3 +254,26 @@ def test_plot_writes_each_kind_at_its_documented_size(trained, tmp_path, kind, s
     picture = _png(out)
     assert picture.shape == shape
     assert picture.std() > 5  # not a blank picture
+
+
+def test_impute_draws_originals_masked_inputs_and_completions(trained, tmp_path):
+    out = tmp_path / "impute.png"
+    argv = ["impute", str(trained), "-n", "4", "--steps", "10", "--out", str(out)]
+    assert cli.main(argv) == 0
+    grid = _png(out)
+    cell = ZOOM * 8 + ZOOM
+    assert grid.shape == (3 * cell + ZOOM, 4 * cell + ZOOM)
+    x_test, _ = data.load("digits", split="test")
+    for column in range(4):
+        left = ZOOM + column * cell
+        rows = [
+            grid[ZOOM + r * cell : ZOOM + r * cell + 8 * ZOOM : ZOOM, left : left + 8 * ZOOM : ZOOM]
+            for r in range(3)
+        ]
+        original = np.round(x_test[column, ..., 0] / 16 * 255)
+        np.testing.assert_allclose(rows[0], original, atol=1)
+        # Top halves are observed: unchanged in the masked input and the completion.
+        np.testing.assert_allclose(rows[1][:4], original[:4], atol=1)
+        np.testing.assert_allclose(rows[2][:4], original[:4], atol=1)
+        assert np.all(rows[1][4:] == 128)  # missing: mid-grey
+        assert not np.all(rows[2][4:] == 128)  # filled in

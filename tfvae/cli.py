@@ -5,6 +5,7 @@
     tfvae export saved_models/NAME [--name NAME]
     tfvae sample (saved_models/NAME | --bundle export/NAME) -n 64 [--seed 0] [--out PNG]
     tfvae plot saved_models/NAME --kind KIND [--out PNG] [-n 64] [--steps 8] [--grid 20]
+    tfvae impute saved_models/NAME [--mask bottom-half] [--method ...] [--out impute.png]
 
 Building the parser imports neither TensorFlow nor Keras; a subcommand imports what it
 needs when it runs, and `tfvae sample --bundle` never imports TensorFlow.
@@ -26,6 +27,7 @@ LIKELIHOOD_NAMES = (
 )
 # The kinds of `tfvae.workflow.plot`, spelled out so that `--help` does not import TensorFlow.
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
+MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.MASKS
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -99,7 +101,12 @@ def _evaluate(args) -> int:
     from tfvae import workflow
 
     result = workflow.evaluate(
-        args.model, dataset=args.dataset, split=args.split, data_dir=args.data_dir
+        args.model,
+        dataset=args.dataset,
+        split=args.split,
+        data_dir=args.data_dir,
+        num_samples=args.num_samples,
+        refine_steps=args.refine_steps,
     )
     print(json.dumps(result, indent=2))
     return 0
@@ -140,6 +147,25 @@ def _plot(args) -> int:
         split=args.split,
     )
     print(f"Wrote the {args.kind} picture to {out}")
+    return 0
+
+
+def _impute(args) -> int:
+    from tfvae import workflow
+
+    out = workflow.impute(
+        args.model,
+        args.out,
+        n=args.n,
+        mask=args.mask,
+        method=args.method,
+        steps=args.steps,
+        seed=args.seed,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+    )
+    print(f"Wrote originals, masked inputs and completions to {out}")
     return 0
 
 
@@ -191,14 +217,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "evaluate",
-        help="ELBO, reconstruction and KL of a trained model",
+        help="ELBO, reconstruction, KL (and NLL, amortization gap) of a trained model",
         description="Print the mean per-example ELBO, reconstruction log-likelihood and KL "
-        "(nats) of a trained model on a dataset split, as JSON.",
+        "(nats) of a trained model on a dataset split, as JSON; with --num-samples also the "
+        "importance-weighted negative log-likelihood, with --refine-steps the amortization "
+        "gap.",
     )
     evaluate.add_argument("model", help="a folder written by 'tfvae train'")
     evaluate.add_argument("--dataset", help="dataset name or file (default: the training one)")
     evaluate.add_argument("--data-dir", help="folder with the dataset's files")
     evaluate.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    evaluate.add_argument(
+        "--num-samples",
+        type=int,
+        metavar="K",
+        help="also estimate the negative log-likelihood (nll, bits_per_dim) with K "
+        "importance samples (e.g. 5000)",
+    )
+    evaluate.add_argument(
+        "--refine-steps",
+        type=int,
+        metavar="N",
+        help="also refine each point's posterior for N steps: elbo_refined, amortization_gap",
+    )
     evaluate.set_defaults(handler=_evaluate)
 
     export = commands.add_parser(
@@ -258,6 +299,32 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--data-dir", help="folder with the dataset's files")
     plot.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
     plot.set_defaults(handler=_plot)
+
+    impute = commands.add_parser(
+        "impute",
+        help="fill in missing parts of images and draw before and after",
+        description="Hide part of each of n images of a split, fill it in by MCMC through "
+        "the model, and write a PNG with three rows: originals, masked inputs (missing "
+        "entries in mid-grey) and completions.",
+    )
+    impute.add_argument("model", help="a folder written by 'tfvae train'")
+    impute.add_argument(
+        "--mask", choices=MASKS, default="bottom-half", help="what is missing (bottom-half)"
+    )
+    impute.add_argument(
+        "--method",
+        choices=("pseudo_gibbs", "metropolis_within_gibbs"),
+        default="metropolis_within_gibbs",
+        help="the Markov chain (metropolis_within_gibbs)",
+    )
+    impute.add_argument("--steps", type=int, default=100, help="chain steps (100)")
+    impute.add_argument("-n", type=int, default=16, help="images (16)")
+    impute.add_argument("--seed", type=int, default=0, help="seed of the chain and mask (0)")
+    impute.add_argument("--out", default="impute.png", help="PNG to write (impute.png)")
+    impute.add_argument("--dataset", help="dataset name or file (default: the training one)")
+    impute.add_argument("--data-dir", help="folder with the dataset's files")
+    impute.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    impute.set_defaults(handler=_impute)
     return parser
 
 

@@ -27,6 +27,14 @@ def _seed(model, seed) -> tf.Tensor:
     return model._evaluation_seed() if seed is None else random.as_seed(seed)
 
 
+def _as_input(model, x) -> tf.Tensor:
+    """x as a float32 tensor, with the model built for its data shape."""
+    x = tf.cast(tf.convert_to_tensor(x), tf.float32)
+    if not model.built:
+        model.build(tuple(x.shape))
+    return x
+
+
 def _compiled(model, key, build):
     """A per-model cache of XLA-compiled functions, keyed by their static arguments."""
     cache = model.__dict__.setdefault("_tfvae_compiled_inference", {})
@@ -59,7 +67,7 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=500, seed=None) -> tf.
     num_samples = validation.positive_int(num_samples, "num_samples")
     chunk_size = min(validation.positive_int(chunk_size, "chunk_size"), num_samples)
     model.likelihood.check_support(x)
-    x = tf.cast(tf.convert_to_tensor(x), tf.float32)
+    x = _as_input(model, x)
     estimate = _compiled(
         model,
         ("log_likelihood", num_samples, chunk_size),
@@ -177,7 +185,7 @@ def refine_posterior(
     num_samples = validation.positive_int(num_samples, "num_samples")
     eval_samples = validation.positive_int(eval_samples, "eval_samples")
     model.likelihood.check_support(x)
-    x = tf.cast(tf.convert_to_tensor(x), tf.float32)
+    x = _as_input(model, x)
     refine = _compiled(
         model,
         ("refine_posterior", steps, learning_rate, num_samples, eval_samples),
@@ -256,7 +264,7 @@ def impute(model, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Te
     """
     validation.one_of(method, IMPUTATION_METHODS, "method")
     steps = validation.positive_int(steps, "steps")
-    x = tf.cast(tf.convert_to_tensor(x), tf.float32)
+    x = _as_input(model, x)
     mask = tf.convert_to_tensor(mask)
     if mask.dtype != tf.bool or mask.shape != x.shape:
         raise ValueError(

@@ -355,8 +355,10 @@ class VAE(keras.Model):
             store[name] = getattr(self, name).state
 
     def load_own_variables(self, store):
+        saved = set(store.keys())
         for name in self._SEED_STATES:
-            getattr(self, name).state.assign(store[name])
+            if name in saved:  # files written before the states were saved lack them
+                getattr(self, name).state.assign(store[name])
 
     @property
     def metrics(self):

@@ -250,17 +250,47 @@ def load(model_dir) -> tuple[VAE, Recipe, TrainConfig]:
     return model, recipe, config
 
 
-def evaluate(model_dir, dataset=None, split="test", data_dir=None, batch_size=500) -> dict:
-    """Per-example ELBO, reconstruction and KL (nats) of a trained model on a split.
+def evaluate(
+    model_dir,
+    dataset=None,
+    split="test",
+    data_dir=None,
+    batch_size=100,
+    num_samples=None,
+    refine_steps=None,
+) -> dict:
+    """Mean per-example ELBO, reconstruction and KL (nats) of a trained model on a split.
 
     The split is binarized once with a fixed seed when the model's recipe binarizes.
     Defaults: the dataset and data folder the model was trained on.
+
+    Args:
+        num_samples: also estimate the negative log-likelihood with this many importance
+            samples (`nll` in nats, `bits_per_dim`; see `tfvae.inference.evaluate`).
+        refine_steps: also refine every test point's posterior for this many steps and
+            report `elbo_refined` and `amortization_gap` (their mean difference, nats).
     """
+    from tfvae import inference
+
     model, recipe, config = load(model_dir)
     x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
-    metrics = model.evaluate(model_input(x, recipe), batch_size=batch_size, verbose=0)
-    names = [m.name for m in model.metrics]
-    return {"examples": len(x), **dict(zip(names, map(float, metrics), strict=True))}
+    x = model_input(x, recipe)
+    if num_samples is not None:
+        result = inference.evaluate(model, x, num_samples, batch_size=batch_size, verbose=0)
+    else:
+        metrics = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
+        result = {"examples": len(x), **{k: float(v) for k, v in metrics.items() if k != "loss"}}
+    if refine_steps is not None:
+        gains, refined = [], []
+        for start in range(0, len(x), batch_size):
+            refinement = model.refine_posterior(
+                x[start : start + batch_size], refine_steps, seed=start
+            )
+            refined.append(refinement["elbo_after"].numpy())
+            gains.append((refinement["elbo_after"] - refinement["elbo_before"]).numpy())
+        result["elbo_refined"] = float(np.mean(np.concatenate(refined)))
+        result["amortization_gap"] = float(np.mean(np.concatenate(gains)))
+    return result
 
 
 def export(model_dir, name=None, out_dir=None, saved_model_dir=None, **kwargs) -> Path:
@@ -379,3 +409,52 @@ def plot(
     rows = [latent.interpolate(model, x[0], x[second], steps, method) for method in latent.METHODS]
     images = np.concatenate(rows)  # [2 * steps, *data_shape]: linear, then spherical
     return plots.save_image_grid(out, images, data_range=recipe.data_range, columns=steps)
+
+
+MASKS = ("bottom-half", "right-half", "random-half")
+
+
+def missing_mask(shape, kind: str, seed: int = 0) -> np.ndarray:
+    """A boolean mask `shape` = `(n, height, width, channels)`, True where missing.
+
+    `bottom-half` and `right-half` hide those halves of every image; `random-half` hides
+    a random half of the pixels of each image (seeded).
+    """
+    validation.one_of(kind, MASKS, "mask")
+    mask = np.zeros(shape, dtype=bool)
+    if kind == "bottom-half":
+        mask[:, shape[1] // 2 :] = True
+    elif kind == "right-half":
+        mask[:, :, shape[2] // 2 :] = True
+    else:
+        mask = np.random.default_rng(seed).random(shape) < 0.5
+    return mask
+
+
+def impute(
+    model_dir,
+    out,
+    n=16,
+    mask="bottom-half",
+    method="metropolis_within_gibbs",
+    steps=100,
+    seed=0,
+    dataset=None,
+    data_dir=None,
+    split="test",
+) -> Path:
+    """Fills in the missing part of `n` images of a split and draws before and after.
+
+    Writes a PNG grid of three rows of `n` images: the originals, the inputs with their
+    missing entries shown as the middle of the data range, and the completed images
+    (`tfvae.inference.impute`).
+    """
+    model, recipe, config = load(model_dir)
+    n = validation.positive_int(n, "n")
+    x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
+    x = model_input(x[:n], recipe)
+    missing = missing_mask(x.shape, mask, seed)
+    completed = np.asarray(model.impute(x, missing, method=method, steps=steps, seed=seed))
+    middle = np.float32(sum(recipe.data_range) / 2)
+    rows = np.concatenate([x, np.where(missing, middle, x), completed])
+    return plots.save_image_grid(out, rows, data_range=recipe.data_range, columns=len(x))

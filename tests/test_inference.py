@@ -1,0 +1,265 @@
+"""Inference utilities against exact answers (linear-Gaussian model) and on real digits."""
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from scipy import stats
+
+import tfvae
+from tests.test_model import LinearGaussian
+
+SHIFT, STRETCH = np.array([0.4, -0.3]), 1.5  # an imperfect posterior of the linear model
+
+
+@pytest.fixture(scope="module")
+def linear():
+    model = LinearGaussian()
+    return model, model.data(16)
+
+
+# ------------------------------------------------------------------------ log p(x)
+
+
+def test_importance_weighted_estimate_rises_to_the_exact_log_marginal(linear):
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    exact = model.log_marginal(x)
+    elbo = vae.elbo_terms(x, num_samples=20000, seed=0)["elbo"].numpy()
+    estimates = {k: vae.log_likelihood(x, num_samples=k, seed=1).numpy() for k in (1, 10, 5000)}
+    gaps = {k: float(np.mean(exact - estimate)) for k, estimate in estimates.items()}
+    # ELBO <= IWAE(k) <= log p(x) on average, the gap shrinking as k grows.
+    assert np.mean(exact - elbo) > gaps[10] > gaps[5000]
+    assert gaps[1] > gaps[10]
+    np.testing.assert_allclose(estimates[5000], exact, atol=0.1)
+    assert np.all(estimates[5000] > elbo)
+
+
+@pytest.mark.parametrize("chunk_size", [128, 300, 5000])
+def test_chunking_bounds_memory_without_changing_the_estimate(linear, chunk_size):
+    """5000 = 39 x 128 + 8 = 16 x 300 + 200: full chunks and a remainder."""
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    estimate = vae.log_likelihood(x, num_samples=5000, chunk_size=chunk_size, seed=2).numpy()
+    np.testing.assert_allclose(estimate, model.log_marginal(x), atol=0.1)
+
+
+def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    a = vae.log_likelihood(x, num_samples=50, seed=3).numpy()
+    np.testing.assert_array_equal(a, vae.log_likelihood(x, num_samples=50, seed=3).numpy())
+    assert not np.array_equal(a, vae.log_likelihood(x, num_samples=50, seed=4).numpy())
+    with pytest.raises(ValueError, match="num_samples to be a positive integer"):
+        vae.log_likelihood(x, num_samples=0)
+    with pytest.raises(ValueError, match="'gaussian' likelihood needs x finite"):
+        vae.log_likelihood(np.full_like(x, np.nan))
+
+
+def test_evaluate_reports_nats_and_bits_per_dimension(linear):
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    result = tfvae.evaluate(vae, x, num_samples=5000, batch_size=6, verbose=0)
+    assert result["examples"] == 16
+    assert result["nll"] == pytest.approx(-np.mean(model.log_marginal(x)), abs=0.05)
+    assert result["bits_per_dim"] == pytest.approx(result["nll"] / (5 * np.log(2)), rel=1e-6)
+    assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"], abs=1e-4)
+    assert -result["elbo"] > result["nll"]
+    # A dataset of (x, y) batches gives the same numbers as the array in the same batches.
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(16))).batch(6)
+    assert tfvae.evaluate(vae, dataset, num_samples=5000, verbose=0) == pytest.approx(result)
+
+
+# ------------------------------------------------------------------ amortization gap
+
+
+def test_refinement_closes_the_gap_to_the_exact_posterior(linear):
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    result = vae.refine_posterior(x, steps=300, seed=0)
+    before, after = result["elbo_before"].numpy(), result["elbo_after"].numpy()
+    exact = model.log_marginal(x)
+    assert np.all(after >= before)
+    assert np.mean(exact - before) > 0.5  # the imperfect posterior's gap ...
+    assert np.mean(exact - after) < 0.1  # ... is nearly closed
+    assert result["params"]["scale_tril"].shape == (16, 2, 2)
+
+
+# ------------------------------------------------------------------------ imputing
+
+
+def _conditional_mean(model, x, observed, missing):
+    """E[x_missing | x_observed] of the linear-Gaussian model, in closed form."""
+    covariance = model.W @ model.W.T + 0.7**2 * np.eye(len(model.b))
+    gain = np.linalg.solve(
+        covariance[np.ix_(observed, observed)], covariance[np.ix_(observed, missing)]
+    )
+    return model.b[missing] + (x[:, observed] - model.b[observed]) @ gain
+
+
+@pytest.fixture(scope="module")
+def linear_imputation():
+    model = LinearGaussian()
+    x = model.data(64, seed=3)
+    observed, missing = [0, 1], [2, 3, 4]
+    mask = np.zeros_like(x, dtype=bool)
+    mask[:, missing] = True
+    return model, x, mask, missing, _conditional_mean(model, x, observed, missing)
+
+
+def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
+    linear_imputation,
+):
+    model, x, mask, missing, expected = linear_imputation
+    vae = model.exact_vae(seed=0)
+    completed = {
+        method: vae.impute(x, mask, method=method, steps=1000, seed=1).numpy()
+        for method in tfvae.inference.IMPUTATION_METHODS
+    }
+    # With the exact posterior every Metropolis proposal is accepted: the same chain.
+    np.testing.assert_allclose(
+        completed["pseudo_gibbs"], completed["metropolis_within_gibbs"], atol=1e-5
+    )
+    error = np.abs(completed["pseudo_gibbs"][:, missing] - expected).mean()
+    mean_fill_error = np.abs(model.b[missing] - expected).mean()
+    assert error < 0.2 < 0.5 < mean_fill_error  # measured: 0.14 and 0.57
+    np.testing.assert_array_equal(completed["pseudo_gibbs"][~mask], x[~mask])
+
+
+def test_metropolis_within_gibbs_is_exact_where_pseudo_gibbs_is_biased(linear_imputation):
+    """Mattei and Frellsen (2018): with an imperfect encoder only the Metropolis chain
+    keeps p(z, x_missing | x_observed) as its target."""
+    model, x, mask, missing, expected = linear_imputation
+    vae = model.exact_vae(np.array([0.8, -0.6]), 1.6, seed=0)
+    errors = {
+        method: np.abs(vae.impute(x, mask, method=method, steps=2000, seed=1)[:, 2:] - expected)
+        for method in tfvae.inference.IMPUTATION_METHODS
+    }
+    # Measured: 0.15 against 1.0.
+    assert np.mean(errors["metropolis_within_gibbs"]) < 0.25
+    assert np.mean(errors["pseudo_gibbs"]) > 2 * np.mean(errors["metropolis_within_gibbs"])
+
+
+def test_impute_checks_its_arguments(linear_imputation):
+    model, x, mask, _, _ = linear_imputation
+    vae = model.exact_vae(seed=0)
+    with pytest.raises(ValueError, match=r"method to be one of \['pseudo_gibbs'"):
+        vae.impute(x, mask, method="gibbs")
+    with pytest.raises(ValueError, match="mask to be a boolean array shaped like x"):
+        vae.impute(x, mask[:, :2])
+    with pytest.raises(ValueError, match="mask to be a boolean array"):
+        vae.impute(x, mask.astype(int))
+
+
+# ------------------------------------------------------------- on the 8x8 digits
+
+
+@pytest.fixture(scope="module")
+def digits():
+    x, _ = tfvae.data.load("digits", split="train")
+    x_test, _ = tfvae.data.load("digits", split="test")
+    return x.astype("float32"), x_test.astype("float32")
+
+
+def _digits_vae(objective, x, epochs=40):
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder((128,), seed=0),
+        tfvae.networks.mlp_decoder((128,), seed=1),
+        latent_dim=8,
+        likelihood=tfvae.likelihoods.Binomial(total_count=16),
+        objective=objective,
+        num_samples=5,
+        seed=0,
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
+    vae.fit(x, batch_size=100, epochs=epochs, verbose=0)
+    return vae
+
+
+@pytest.fixture(scope="module")
+def trained_digits(digits):
+    x, _ = digits
+    return {objective: _digits_vae(objective, x) for objective in ("elbo", "iwae")}
+
+
+def test_iwae_training_reaches_a_better_log_likelihood_than_elbo_training(trained_digits, digits):
+    """Equal epochs and samples (k = 5); measured test NLL: IWAE 106.0-106.6 nats against
+    ELBO 107.2-108.8 (runs differ by CPU thread scheduling)."""
+    _, x_test = digits
+    nll = {
+        objective: -float(np.mean(vae.log_likelihood(x_test, num_samples=1000, seed=0)))
+        for objective, vae in trained_digits.items()
+    }
+    print(f"test NLL after 40 epochs: {nll}")
+    assert nll["iwae"] < nll["elbo"]
+
+
+def test_refinement_never_lowers_and_raises_the_held_out_elbo(trained_digits, digits):
+    _, x_test = digits
+    result = trained_digits["elbo"].refine_posterior(x_test, steps=100, seed=0)
+    gain = (result["elbo_after"] - result["elbo_before"]).numpy()
+    print(f"amortization gap closed on held-out digits: {gain.mean():.2f} nats")
+    assert np.all(gain >= 0)
+    assert gain.mean() > 2.0  # measured: 8 to 9.5 nats
+
+
+def _binomial_log_likelihood(x, mean_counts, mask):
+    probs = np.clip(mean_counts / 16.0, 1e-4, 1 - 1e-4)
+    return stats.binom.logpmf(x, 16, probs)[mask].mean()
+
+
+def test_imputed_digits_beat_the_training_mean(trained_digits, digits):
+    x, x_test = digits
+    mask = np.zeros_like(x_test, dtype=bool)
+    mask[:, 4:] = True  # the bottom half of every test digit is missing
+    vae = trained_digits["elbo"]
+    completed = vae.impute(x_test, mask, method="metropolis_within_gibbs", seed=0).numpy()
+    mean_fill = np.broadcast_to(x.mean(axis=0), x_test.shape)
+    ours = _binomial_log_likelihood(x_test, completed, mask)
+    baseline = _binomial_log_likelihood(x_test, mean_fill, mask)
+    squared_errors = (
+        np.mean((completed - x_test)[mask] ** 2),
+        np.mean((mean_fill - x_test)[mask] ** 2),
+    )
+    print(f"log-likelihood per pixel {ours:.3f} vs {baseline:.3f}; squared error {squared_errors}")
+    assert ours > baseline  # measured: -4.02 against -4.12
+    assert squared_errors[0] < squared_errors[1]  # measured: 18.3 against 19.9
+
+
+SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def test_imputed_mnist_beats_the_training_mean():
+    if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
+        pytest.skip(f"reference MNIST copy not found at {SHARED_MNIST}")
+    x, _ = tfvae.data.load("mnist", split="train", data_dir=SHARED_MNIST)
+    x_test, _ = tfvae.data.load("mnist", split="test", data_dir=SHARED_MNIST)
+    train = tfvae.data.make_dataset(x[:20000], batch_size=100, scale=255.0, binarize="dynamic")
+    x_test = tfvae.data.preprocess(x_test[:300], scale=255.0, binarize="static", seed=0)
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder((256,), seed=0),
+        tfvae.networks.mlp_decoder((256,), seed=1),
+        latent_dim=16,
+        seed=0,
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    vae.fit(train, epochs=5, verbose=0)
+    mask = np.zeros_like(x_test, dtype=bool)
+    mask[:, 14:] = True  # bottom half
+    completed = vae.impute(x_test, mask, method="metropolis_within_gibbs", seed=0).numpy()
+    train_mean = np.broadcast_to(x[:20000].mean(axis=0) / 255.0, x_test.shape)
+
+    def scores(probs):
+        probs = np.clip(probs, 1e-4, 1 - 1e-4)[mask]
+        truth = x_test[mask]
+        log_likelihood = np.mean(truth * np.log(probs) + (1 - truth) * np.log1p(-probs))
+        return log_likelihood, np.mean((probs > 0.5) == (truth > 0.5))
+
+    ours, baseline = scores(completed), scores(train_mean)
+    print(f"MNIST bottom halves: (log-likelihood, accuracy) {ours} vs mean fill {baseline}")
+    # Measured over three runs: accuracy 0.881-0.882 against 0.873, while the per-pixel
+    # log-likelihood (-0.260 to -0.268 against -0.264) is not reliably better after 5
+    # epochs on 20,000 images; the issue accepts either, so the test asserts accuracy.
+    assert ours[1] > baseline[1]

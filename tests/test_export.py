@@ -129,7 +129,7 @@ def test_manifest_records_the_model(tmp_path):
     assert manifest["versions"]["tensorflow"] == tf.__version__
     assert manifest["onnx"]["decoder"] == {
         "file": "decoder.onnx",
-        "input": "z",
+        "inputs": ["z"],
         "outputs": ["logits", "mean"],
     }
     assert manifest["onnx"]["encoder"]["outputs"] == ["loc", "scale_tril"]

@@ -53,25 +53,33 @@ class ExportParityError(ValueError):
         )
 
 
-def _decode_function(model: VAE):
-    """z `(batch, latent_dim)` -> {likelihood parameter: `(batch, *data_shape)`, "mean"}."""
+def _input_specs(model: VAE, first: str, shape) -> list[tf.TensorSpec]:
+    """The named inputs of an exported network: `first`, and `condition` if conditional."""
+    specs = [tf.TensorSpec([None, *shape], tf.float32, name=first)]
+    if model.condition_shape is not None:
+        specs.append(tf.TensorSpec([None, *model.condition_shape], tf.float32, name="condition"))
+    return specs
 
-    @tf.function(input_signature=[tf.TensorSpec([None, model.latent_dim], tf.float32, name="z")])
-    def decode(z):
-        params = model.likelihood_parameters(z)
+
+def _decode_function(model: VAE):
+    """z `(batch, latent_dim)` [, condition] -> {likelihood parameter, "mean"}, each
+    `(batch, *data_shape)`."""
+
+    def decode(z, condition=None):
+        params = model.likelihood_parameters(z, condition)
         return {**params, "mean": model.likelihood.mean(params)}
 
-    return decode
+    return tf.function(decode, input_signature=_input_specs(model, "z", [model.latent_dim]))
 
 
 def _encode_function(model: VAE):
-    """x `(batch, *data_shape)` -> {posterior parameter: `(batch, latent_dim[, latent_dim])`}."""
+    """x `(batch, *data_shape)` [, condition] -> {posterior parameter: `(batch, latent_dim
+    [, latent_dim])`}."""
 
-    @tf.function(input_signature=[tf.TensorSpec([None, *model.data_shape], tf.float32, name="x")])
-    def encode(x):
-        return model.posterior_parameters(x)
+    def encode(x, condition=None):
+        return model.posterior_parameters(x, condition)
 
-    return encode
+    return tf.function(encode, input_signature=_input_specs(model, "x", model.data_shape))
 
 
 def export_model(
@@ -144,8 +152,11 @@ def export_model(
     functions = {component: functions[component] for component in components}
     rng = np.random.default_rng(0)
     z = np.asarray(model.prior_layer.sample(_PARITY_SAMPLES, [0, 0]), dtype=np.float32)
+    condition = None  # any values exercise the graph
+    if model.condition_shape is not None:
+        condition = rng.random((_PARITY_SAMPLES, *model.condition_shape)).astype(np.float32)
     if x_reference is None:
-        x_reference = np.asarray(model.sample(_PARITY_SAMPLES, seed=0))
+        x_reference = np.asarray(model.sample(_PARITY_SAMPLES, seed=0, condition=condition))
     x = np.asarray(x_reference, dtype=np.float32)[
         rng.permutation(len(x_reference))[:_PARITY_SAMPLES]
     ]
@@ -154,8 +165,11 @@ def export_model(
             f"Expected x_reference of shape (n, *{model.data_shape}). "
             f"Received: x_reference.shape={np.shape(x_reference)}"
         )
-    inputs = {"decoder": z, "encoder": x}
-    expected = {c: _numpy(functions[c](inputs[c])) for c in components}
+    inputs = {"decoder": {"z": z}, "encoder": {"x": x}}
+    if condition is not None:
+        inputs["decoder"]["condition"] = condition
+        inputs["encoder"]["condition"] = condition[: len(x)]
+    expected = {c: _numpy(functions[c](**inputs[c])) for c in components}
 
     with (
         atomic.directory(out_dir) as bundle,
@@ -167,26 +181,25 @@ def export_model(
         io_names = {}
         for component, function in functions.items():
             signature = loaded.signatures[SIGNATURES[component]]
-            received = _numpy(signature(tf.constant(inputs[component])))
+            feeds = {name: tf.constant(value) for name, value in inputs[component].items()}
+            received = _numpy(signature(**feeds))
             errors["saved_model"][component] = _max_abs_error(expected[component], received)
 
             path = bundle / f"{component}.onnx"
-            input_name = "z" if component == "decoder" else "x"
-            spec = tf.TensorSpec(inputs[component].shape, tf.float32, name=input_name)
-            spec = tf.TensorSpec([None, *spec.shape[1:]], tf.float32, name=input_name)
             tf2onnx.convert.from_function(
-                function, input_signature=[spec], opset=opset, output_path=str(path)
+                function,
+                input_signature=function.input_signature,
+                opset=opset,
+                output_path=str(path),
             )
             onnx.checker.check_model(str(path))
             session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             output_names = [output.name for output in session.get_outputs()]
-            received = dict(
-                zip(output_names, session.run(None, {input_name: inputs[component]}), strict=True)
-            )
+            received = dict(zip(output_names, session.run(None, inputs[component]), strict=True))
             errors["onnx"][component] = _max_abs_error(expected[component], received)
             io_names[component] = {
                 "file": path.name,
-                "input": input_name,
+                "inputs": [spec.name for spec in function.input_signature],
                 "outputs": sorted(output_names),
             }
         worst = max(e for by_format in errors.values() for e in by_format.values())
@@ -272,6 +285,7 @@ def _manifest(
         },
         "opset": opset,
         "latent_dim": model.latent_dim,
+        "condition_shape": None if model.condition_shape is None else list(model.condition_shape),
         "data": {"shape": list(model.data_shape), "dtype": "float32", "range": data_range},
         "likelihood": {
             "family": model.likelihood.family,

@@ -46,7 +46,9 @@ def _compiled(model, key, build):
 # --------------------------------------------------------------------------- log p(x)
 
 
-def log_likelihood(model, x, num_samples=5000, chunk_size=500, seed=None) -> tf.Tensor:
+def log_likelihood(
+    model, x, num_samples=5000, chunk_size=500, seed=None, condition=None
+) -> tf.Tensor:
     """Importance-weighted estimate of log p(x) per example, in nats.
 
     Mathematical details: log p(x) ~ log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x) with
@@ -60,6 +62,8 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=500, seed=None) -> tf.
         num_samples: the number k of importance samples.
         chunk_size: samples drawn at once (memory: chunk_size x batch_size x data size).
         seed: int or `(2,)` stateless seed; None draws from the model's evaluation stream.
+        condition: the condition y of a conditional model, `(batch_size,
+            *condition_shape)`: the estimate is then of log p(x|y).
 
     Returns:
         `(batch_size,)` float32 estimates of log p(x).
@@ -73,26 +77,28 @@ def log_likelihood(model, x, num_samples=5000, chunk_size=500, seed=None) -> tf.
         ("log_likelihood", num_samples, chunk_size),
         lambda: _log_likelihood_function(model, num_samples, chunk_size),
     )
-    return estimate(x, _seed(model, seed))
+    if condition is not None:
+        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+    return estimate(x, _seed(model, seed), condition)
 
 
 def _log_likelihood_function(model, num_samples, chunk_size):
     full_chunks, remainder = divmod(num_samples, chunk_size)
 
-    def chunk_logsumexp(x, params, size, seed):  # [B]: logsumexp over `size` log-weights
-        terms = model.latent_terms_given(x, params, size, seed)
+    def chunk_logsumexp(x, params, size, seed, condition):  # [B]: over `size` log-weights
+        terms = model.latent_terms_given(x, params, size, seed, condition=condition)
         return tf.reduce_logsumexp(terms.log_weights, axis=0)
 
-    def estimate(x, seed):
-        params = model.posterior_parameters(x)  # the encoder runs once
+    def estimate(x, seed, condition):
+        params = model.posterior_parameters(x, condition)  # the encoder runs once
         total = tf.fill([tf.shape(x)[0]], -np.inf)  # [B], log of the running sum
         for i in tf.range(full_chunks):
             chunk_seed = tf.random.experimental.stateless_fold_in(seed, i)
-            chunk = chunk_logsumexp(x, params, chunk_size, chunk_seed)
+            chunk = chunk_logsumexp(x, params, chunk_size, chunk_seed, condition)
             total = tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
         if remainder:
             last_seed = tf.random.experimental.stateless_fold_in(seed, full_chunks)
-            chunk = chunk_logsumexp(x, params, remainder, last_seed)
+            chunk = chunk_logsumexp(x, params, remainder, last_seed, condition)
             total = tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
         return total - math.log(num_samples)
 

@@ -63,6 +63,9 @@ class VAE(keras.Model):
         objective: `"elbo"` or `"iwae"` (a name from `tfvae.objectives.registry`).
         seed: integer seed of the model's two `keras.random.SeedGenerator`s (training
             noise; evaluation and sampling noise); None draws one.
+        condition_shape: shape of a condition y (e.g. `(10,)` for one-hot labels) that
+            enters both networks as `condition=` (a conditional VAE, p(x|z, y) q(z|x, y));
+            None for an unconditional model. Train with `fit((x, y))`.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
@@ -83,6 +86,7 @@ class VAE(keras.Model):
         beta=1.0,
         objective="elbo",
         seed=None,
+        condition_shape=None,
         **kwargs,
     ):
         for argument, layer in (("encoder", encoder), ("decoder", decoder)):
@@ -96,6 +100,15 @@ class VAE(keras.Model):
         num_samples = validation.positive_int(num_samples, "num_samples")
         beta = validation.non_negative_float(beta, "beta")
         seed = validation.optional_seed(seed)
+        if condition_shape is not None:
+            if isinstance(condition_shape, int | str) or not condition_shape:
+                raise ValueError(
+                    "Expected condition_shape to be a non-empty tuple of positive integers "
+                    f"such as (10,). Received: condition_shape={condition_shape!r}"
+                )
+            condition_shape = tuple(
+                validation.positive_int(size, "condition_shape") for size in condition_shape
+            )
         likelihood = likelihoods.get(likelihood)
         prior = priors.get(prior)
         posterior = posteriors.get(posterior)
@@ -117,6 +130,7 @@ class VAE(keras.Model):
         self.beta = beta
         self.objective = objective
         self.seed = seed
+        self.condition_shape = condition_shape
         # Two streams: training noise, and noise for evaluation and sampling, so that
         # validation or a call to `sample` never shifts the training sequence.
         self.seed_generator = keras.random.SeedGenerator(seed)
@@ -136,10 +150,13 @@ class VAE(keras.Model):
                 f"Received: input_shape={tuple(input_shape)}"
             )
         self.data_shape = tuple(int(size) for size in data_shape)
+        condition_size = math.prod(self.condition_shape) if self.condition_shape else 0
         if isinstance(self.encoder, networks.SizedNetwork):
             self.encoder.set_target_shape((self.posterior.param_size(self.latent_dim),))
+            self.encoder.set_condition_size(condition_size)
         if isinstance(self.decoder, networks.SizedNetwork):
             self.decoder.set_target_shape((*self.data_shape, self.likelihood.num_params))
+            self.decoder.set_condition_size(condition_size)
         if not self.encoder.built:
             self.encoder.build((None, *self.data_shape))
         if not self.decoder.built:
@@ -159,11 +176,37 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------- distributions
 
-    def posterior_parameters(self, x, training=False) -> dict[str, tf.Tensor]:
+    def _run(self, network, inputs, condition, training):
+        """Calls a network, passing `condition=` `(batch_size, *condition_shape)` if any."""
+        if self.condition_shape is None:
+            if condition is not None:
+                raise ValueError(
+                    "This model has no condition_shape; it takes no condition. Received a "
+                    f"condition of shape {tuple(np.shape(condition))}"
+                )
+            return network(inputs, training=training)
+        if condition is None:
+            raise ValueError(
+                "This conditional model needs a condition of shape (batch_size, "
+                f"*{self.condition_shape}): pass condition=..., or (x, y) to fit."
+            )
+        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+        received = tuple(condition.shape[1:])
+        if condition.shape.rank is not None and math.prod(received) != math.prod(
+            self.condition_shape
+        ):
+            raise ValueError(
+                f"Expected a condition of shape (batch_size, *{self.condition_shape}). "
+                f"Received: condition.shape={tuple(condition.shape)}"
+            )
+        flat = tf.reshape(condition, [tf.shape(condition)[0], -1])
+        return network(inputs, condition=flat, training=training)
+
+    def posterior_parameters(self, x, condition=None, training=False) -> dict[str, tf.Tensor]:
         """The posterior's named parameters for x `(batch_size, *data_shape)`."""
         if not self.built:  # train/test steps reach here without going through __call__.
             self.build(tuple(x.shape))
-        raw = self.encoder(x, training=training)
+        raw = self._run(self.encoder, x, condition, training)
         width = self.posterior.param_size(self.latent_dim)
         self._check_width(
             raw,
@@ -174,11 +217,13 @@ class VAE(keras.Model):
         raw = tf.reshape(raw, [tf.shape(raw)[0], width])
         return self.posterior.parameters(raw, self.latent_dim)
 
-    def encode(self, x, training=False) -> tfd.Distribution:
-        """q(z|x): batch shape `(batch_size,)`, event shape `(latent_dim,)`."""
-        return self.posterior.distribution(self.posterior_parameters(x, training=training))
+    def encode(self, x, condition=None, training=False) -> tfd.Distribution:
+        """q(z|x) (q(z|x, y) with a condition): batch `(batch_size,)`, event `(latent_dim,)`."""
+        return self.posterior.distribution(
+            self.posterior_parameters(x, condition, training=training)
+        )
 
-    def likelihood_parameters(self, z, training=False) -> dict[str, tf.Tensor]:
+    def likelihood_parameters(self, z, condition=None, training=False) -> dict[str, tf.Tensor]:
         """The likelihood's named parameters, each `(*z.shape[:-1], *data_shape)`."""
         self._require_built("decode")
         z = tf.cast(tf.convert_to_tensor(z), tf.float32)
@@ -190,7 +235,13 @@ class VAE(keras.Model):
                 f"Received: z.shape={tuple(z.shape)}"
             )
         leading_shape = tf.shape(z)[:-1]
-        raw = self.decoder(tf.reshape(z, [-1, self.latent_dim]), training=training)
+        if condition is not None and self.condition_shape is not None:
+            # [B, *condition_shape] -> [*leading_shape, C] -> [prod(leading_shape), C]
+            size = math.prod(self.condition_shape)
+            condition = tf.reshape(tf.cast(tf.convert_to_tensor(condition), tf.float32), [-1, size])
+            condition = tf.broadcast_to(condition, tf.concat([leading_shape, [size]], 0))
+            condition = tf.reshape(condition, [-1, size])
+        raw = self._run(self.decoder, tf.reshape(z, [-1, self.latent_dim]), condition, training)
         num_params = self.likelihood.num_params
         width = math.prod(self.data_shape) * num_params
         self._check_width(
@@ -203,10 +254,13 @@ class VAE(keras.Model):
         raw = tf.reshape(raw, tf.concat([leading_shape, [*self.data_shape, num_params]], 0))
         return self.likelihood.parameters(raw)
 
-    def decode(self, z, training=False) -> tfd.Distribution:
-        """p(x|z) for z `(..., latent_dim)`: batch `z.shape[:-1]`, event the data shape."""
+    def decode(self, z, condition=None, training=False) -> tfd.Distribution:
+        """p(x|z) (p(x|z, y)) for z `(..., latent_dim)`: batch `z.shape[:-1]`, event the
+        data shape; a condition `(batch_size, *condition_shape)` broadcasts over z's
+        leading axes."""
         return self.likelihood.distribution(
-            self.likelihood_parameters(z, training=training), event_ndims=len(self.data_shape)
+            self.likelihood_parameters(z, condition, training=training),
+            event_ndims=len(self.data_shape),
         )
 
     @staticmethod
@@ -227,7 +281,7 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ the ELBO
 
-    def _latent_terms(self, x, num_samples, seed, training=False) -> LatentTerms:
+    def _latent_terms(self, x, num_samples, seed, training=False, condition=None) -> LatentTerms:
         """Log densities at `num_samples` reparameterized latents per example.
 
         Args:
@@ -235,15 +289,18 @@ class VAE(keras.Model):
             num_samples: the number L of latents per example.
             seed: `(2,)` integer stateless seed of the posterior noise.
             training: passed to the encoder and decoder.
+            condition: the condition y of a conditional model.
 
         Returns:
             `LatentTerms` with `(L, batch_size)` log densities and the `(batch_size,)` KL.
         """
         x = tf.cast(x, tf.float32)
-        params = self.posterior_parameters(x, training=training)
-        return self.latent_terms_given(x, params, num_samples, seed, training=training)
+        params = self.posterior_parameters(x, condition, training=training)
+        return self.latent_terms_given(x, params, num_samples, seed, training, condition)
 
-    def latent_terms_given(self, x, params, num_samples, seed, training=False) -> LatentTerms:
+    def latent_terms_given(
+        self, x, params, num_samples, seed, training=False, condition=None
+    ) -> LatentTerms:
         """`LatentTerms` for x under a given posterior, its named `params` (batch `B`).
 
         The training step passes the encoder's parameters; inference utilities pass
@@ -252,7 +309,7 @@ class VAE(keras.Model):
         q = self.posterior.distribution(params)
         noise = random.standard_normal([num_samples, tf.shape(x)[0], self.latent_dim], seed)
         z = self.posterior.reparameterize(params, noise)  # [L, B, D]
-        log_likelihood = self.decode(z, training=training).log_prob(x)  # [L, B]
+        log_likelihood = self.decode(z, condition, training=training).log_prob(x)  # [L, B]
         p = self.prior
         log_prior = p.log_prob(z)  # [L, B]
         log_posterior = q.log_prob(z)  # [L, B]
@@ -268,7 +325,9 @@ class VAE(keras.Model):
         except NotImplementedError:
             return None
 
-    def elbo_terms(self, x, num_samples=None, seed=None, training=False) -> dict[str, tf.Tensor]:
+    def elbo_terms(
+        self, x, num_samples=None, seed=None, training=False, condition=None
+    ) -> dict[str, tf.Tensor]:
         """Per-example ELBO, reconstruction E_q[log p(x|z)] and KL, in nats.
 
         Args:
@@ -286,11 +345,11 @@ class VAE(keras.Model):
         if tf.executing_eagerly():  # Inside a tf.function the caller checks its data.
             self.likelihood.check_support(x)
         seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
-        terms = self._latent_terms(x, num_samples, seed, training=training)
+        terms = self._latent_terms(x, num_samples, seed, training, condition)
         return {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
 
-    def _per_example_metrics(self, x, seed, training) -> dict[str, tf.Tensor]:
-        terms = self._latent_terms(x, self.num_samples, seed, training=training)
+    def _per_example_metrics(self, x, seed, training, condition=None) -> dict[str, tf.Tensor]:
+        terms = self._latent_terms(x, self.num_samples, seed, training, condition)
         return {
             "loss": self.objective.loss(terms, self.beta),
             "elbo": terms.elbo,
@@ -300,9 +359,14 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------ Keras integration
 
-    def call(self, x, training=False):
-        """The reconstruction mean E[x | z = posterior mean], shaped like x."""
-        return self.decode(self.encode(x, training=training).mean(), training=training).mean()
+    def call(self, inputs, training=False):
+        """The reconstruction mean E[x | z = posterior mean], shaped like x.
+
+        `inputs` is x, or `(x, condition)` for a conditional model.
+        """
+        x, condition = inputs if self.condition_shape is not None else (inputs, None)
+        z = self.encode(x, condition, training=training).mean()
+        return self.decode(z, condition, training=training).mean()
 
     def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
         """Configures training; see `keras.Model.compile`.
@@ -364,10 +428,18 @@ class VAE(keras.Model):
     def metrics(self):
         return list(self._trackers)
 
-    @staticmethod
-    def _unpack(data):
-        x, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        return x, sample_weight
+    def _unpack(self, data):
+        """(x, condition, sample_weight) of a batch.
+
+        A conditional model's condition is y: `fit(x, y)`, batches `(x, y)`, or
+        `fit((x, y))`, which Keras passes as a pair of inputs.
+        """
+        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        if self.condition_shape is None:
+            return x, None, sample_weight
+        if y is None and isinstance(x, tuple | list) and len(x) == 2:
+            x, y = x
+        return x, y, sample_weight
 
     def _evaluation_seed(self):
         """A seed from the evaluation stream, distinct from training's even at equal seeds."""
@@ -380,10 +452,10 @@ class VAE(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
         return seed
 
-    def _loss_and_gradients(self, x, sample_weight, seed):
+    def _loss_and_gradients(self, x, condition, sample_weight, seed):
         """Per-replica forward and backward pass: (per-example metrics, gradients)."""
         with tf.GradientTape() as tape:
-            per_example = self._per_example_metrics(x, seed, training=True)
+            per_example = self._per_example_metrics(x, seed, True, condition)
             losses = per_example["loss"]  # [B]
             if sample_weight is not None:
                 losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
@@ -397,17 +469,17 @@ class VAE(keras.Model):
         return per_example, gradients
 
     def train_step(self, data):
-        x, sample_weight = self._unpack(data)
+        x, condition, sample_weight = self._unpack(data)
         per_example, gradients = self._compiled_loss_and_gradients(
-            x, sample_weight, self._step_seed(self.seed_generator.next())
+            x, condition, sample_weight, self._step_seed(self.seed_generator.next())
         )
         self.optimizer.apply(gradients, self.trainable_variables)
         return self._update_metrics(per_example, sample_weight)
 
     def test_step(self, data):
-        x, sample_weight = self._unpack(data)
+        x, condition, sample_weight = self._unpack(data)
         seed = self._step_seed(self._evaluation_seed())
-        per_example = self._per_example_metrics(x, seed, training=False)
+        per_example = self._per_example_metrics(x, seed, False, condition)
         return self._update_metrics(per_example, sample_weight)
 
     def _update_metrics(self, per_example, sample_weight):
@@ -453,12 +525,14 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ inference
 
-    def log_likelihood(self, x, num_samples=5000, chunk_size=500, seed=None) -> tf.Tensor:
-        """Importance-weighted estimate of log p(x), `(batch_size,)` nats.
+    def log_likelihood(
+        self, x, num_samples=5000, chunk_size=500, seed=None, condition=None
+    ) -> tf.Tensor:
+        """Importance-weighted estimate of log p(x) (log p(x|y)), `(batch_size,)` nats.
 
         See `tfvae.inference.log_likelihood`.
         """
-        return inference.log_likelihood(self, x, num_samples, chunk_size, seed)
+        return inference.log_likelihood(self, x, num_samples, chunk_size, seed, condition)
 
     def refine_posterior(self, x, steps=100, learning_rate=0.05, **kwargs) -> dict:
         """Per-point posteriors refined from the encoder's; ELBO before and after.
@@ -476,20 +550,25 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------------- generating
 
-    def sample(self, n, seed=None, mean=False) -> tf.Tensor:
-        """Draws `(n, *data_shape)` samples x ~ p(x|z), z ~ p(z).
+    def sample(self, n, seed=None, mean=False, condition=None) -> tf.Tensor:
+        """Draws `(n, *data_shape)` samples x ~ p(x|z), z ~ p(z) (x ~ p(x|z, y) given y).
 
         Args:
             n: number of samples, a positive integer.
             seed: int or `(2,)` stateless seed; None draws from the model's evaluation
                 stream.
             mean: return E[x|z] instead of a draw from p(x|z).
+            condition: for a conditional model, one condition `condition_shape` for all
+                samples or one per sample, `(n, *condition_shape)`.
         """
         self._require_built("sample")
         n = validation.positive_int(n, "n")
         seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
         z_seed, x_seed = random.split(seed)
-        p_x = self.decode(self.prior_layer.sample(n, z_seed))
+        if condition is not None and self.condition_shape is not None:
+            condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+            condition = tf.broadcast_to(condition, [n, *self.condition_shape])
+        p_x = self.decode(self.prior_layer.sample(n, z_seed), condition)
         return p_x.mean() if mean else p_x.sample(seed=tf.cast(x_seed, tf.int32))
 
     # -------------------------------------------------------------- serialization
@@ -509,6 +588,7 @@ class VAE(keras.Model):
             beta=self.beta,
             objective=serialize(self.objective),
             seed=self.seed,
+            condition_shape=None if self.condition_shape is None else list(self.condition_shape),
         )
         return config
 

@@ -47,21 +47,53 @@ def _validated_shape(shape, argument: str) -> tuple[int, ...] | None:
 class SizedNetwork(keras.layers.Layer):
     """A layer whose output shape per example, `target_shape`, the model may set.
 
+    In a conditional model the network also takes `condition=`, a `(batch_size,
+    condition_size)` tensor that it concatenates to a flat hidden representation; the
+    model sets `condition_size` as it sets `target_shape`.
+
     Args:
         target_shape: the output shape without the batch axis, or None to let
             `tfvae.VAE` choose it from its families.
         activation: activation of the hidden layers (any Keras activation name).
         seed: seed of the weight initializers (None: Keras's global randomness).
+        condition_size: the width of the condition (0: unconditional).
     """
 
-    def __init__(self, target_shape=None, activation: str = "relu", seed=None, **kwargs):
+    def __init__(
+        self, target_shape=None, activation: str = "relu", seed=None, condition_size=0, **kwargs
+    ):
         target_shape = _validated_shape(target_shape, "target_shape")
         keras.activations.get(activation)  # Fails early on an unknown activation name.
         seed = validation.optional_seed(seed)
+        if condition_size:
+            condition_size = validation.positive_int(condition_size, "condition_size")
         super().__init__(**kwargs)
         self.target_shape = target_shape
         self.activation = activation
         self.seed = seed
+        self.condition_size = int(condition_size)
+
+    def set_condition_size(self, size: int) -> None:
+        """Sets the condition width the model passes (0: none); only before building."""
+        if self.built and size != self.condition_size:
+            raise ValueError(
+                f"{self.name} was built for conditions of width {self.condition_size}; the "
+                f"model passes {size}. Use a new network."
+            )
+        self.condition_size = int(size)
+
+    def _with_condition(self, h: tf.Tensor, condition) -> tf.Tensor:
+        """`h` `(B, n)` with the flattened condition appended: `(B, n + condition_size)`."""
+        if not self.condition_size:
+            if condition is not None:
+                raise ValueError(f"{self.name} takes no condition (condition_size=0).")
+            return h
+        if condition is None:
+            raise ValueError(
+                f"{self.name} needs condition=, a (batch_size, {self.condition_size}) tensor."
+            )
+        condition = tf.reshape(tf.cast(condition, h.dtype), [tf.shape(h)[0], self.condition_size])
+        return tf.concat([h, condition], axis=-1)
 
     def _initializer(self, index: int):
         """Glorot-uniform kernels, seeded per layer from the network's seed."""
@@ -93,7 +125,12 @@ class SizedNetwork(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update(target_shape=self.target_shape, activation=self.activation, seed=self.seed)
+        config.update(
+            target_shape=self.target_shape,
+            activation=self.activation,
+            seed=self.seed,
+            condition_size=self.condition_size,
+        )
         return config
 
 
@@ -130,14 +167,15 @@ class MLP(SizedNetwork):
             kernel_initializer=self._initializer(_OUTPUT_INDEX),
             name="output",
         )
-        width = math.prod(input_shape[1:])
+        width = math.prod(input_shape[1:]) + self.condition_size
         for layer in [*self.hidden_layers, self.output_layer]:
             layer.build((None, width))
             width = layer.units
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs, condition=None):
         h = tf.reshape(inputs, [tf.shape(inputs)[0], -1])  # [B, prod(input_shape)]
+        h = self._with_condition(h, condition)  # [B, prod(input_shape) + condition_size]
         for layer in self.hidden_layers:
             h = layer(h)
         return self._reshape_output(self.output_layer(h))
@@ -193,14 +231,14 @@ class ConvEncoder(SizedNetwork):
         for layer in self.conv_layers:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
-        self.output_layer.build((None, math.prod(shape[1:])))
+        self.output_layer.build((None, math.prod(shape[1:]) + self.condition_size))
         self.built = True
 
-    def call(self, inputs):
+    def call(self, inputs, condition=None):
         h = inputs
         for layer in self.conv_layers:
             h = layer(h)
-        h = tf.reshape(h, [tf.shape(h)[0], -1])
+        h = self._with_condition(tf.reshape(h, [tf.shape(h)[0], -1]), condition)
         return self._reshape_output(self.output_layer(h))
 
     def get_config(self):
@@ -264,15 +302,15 @@ class ConvDecoder(SizedNetwork):
             kernel_initializer=self._initializer(_OUTPUT_INDEX),
             name="output",
         )
-        self.input_layer.build((None, input_shape[-1]))
+        self.input_layer.build((None, input_shape[-1] + self.condition_size))
         shape = (None, *self.start_shape)
         for layer in [*self.deconv_layers, self.output_layer]:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.built = True
 
-    def call(self, inputs):
-        h = self.input_layer(inputs)
+    def call(self, inputs, condition=None):
+        h = self.input_layer(self._with_condition(inputs, condition))
         h = tf.reshape(h, [tf.shape(h)[0], *self.start_shape])
         for layer in self.deconv_layers:
             h = layer(h)

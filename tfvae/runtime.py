@@ -106,12 +106,15 @@ class Sampler:
         manifest: the bundle's manifest (dict).
         latent_dim: size of z.
         data_shape: shape of one x, e.g. `(28, 28, 1)`.
+        condition_shape: shape of one condition y of a conditional model, else None.
     """
 
     def __init__(self, manifest: dict, decoder, encoder=None):
         self.manifest = manifest
         self.latent_dim = int(manifest["latent_dim"])
         self.data_shape = tuple(manifest["data"]["shape"])
+        condition_shape = manifest.get("condition_shape")
+        self.condition_shape = None if condition_shape is None else tuple(condition_shape)
         self._decoder = decoder
         self._encoder = encoder
         self._likelihood = manifest["likelihood"]
@@ -159,15 +162,38 @@ class Sampler:
             )
         return z
 
-    def decode(self, z) -> dict[str, np.ndarray]:
-        """Likelihood parameters and `mean`, each `(n, *data_shape)`, for z `(n, latent_dim)`."""
-        z = self._checked_z(z)
-        names = [output.name for output in self._decoder.get_outputs()]
-        return dict(zip(names, self._decoder.run(None, {"z": z}), strict=True))
+    def _feeds(self, name: str, value: np.ndarray, condition) -> dict[str, np.ndarray]:
+        """ONNX inputs: `name`, and `condition` broadcast to `(n, *condition_shape)`."""
+        if self.condition_shape is None:
+            if condition is not None:
+                raise ValueError("This bundle's model is not conditional; it takes no condition.")
+            return {name: value}
+        if condition is None:
+            raise ValueError(
+                f"This bundle's model is conditional: pass condition=, of shape "
+                f"{self.condition_shape} or (n, *{self.condition_shape})."
+            )
+        condition = np.asarray(condition, dtype=np.float32)
+        try:
+            condition = np.broadcast_to(condition, (len(value), *self.condition_shape))
+        except ValueError:
+            raise ValueError(
+                f"Expected a condition of shape {self.condition_shape} or "
+                f"(n, *{self.condition_shape}) with n={len(value)}. "
+                f"Received: condition.shape={condition.shape}"
+            ) from None
+        return {name: value, "condition": np.ascontiguousarray(condition)}
 
-    def mean(self, z) -> np.ndarray:
+    def decode(self, z, condition=None) -> dict[str, np.ndarray]:
+        """Likelihood parameters and `mean`, each `(n, *data_shape)`, for z `(n, latent_dim)`
+        (and the condition, for a conditional model)."""
+        feeds = self._feeds("z", self._checked_z(z), condition)
+        names = [output.name for output in self._decoder.get_outputs()]
+        return dict(zip(names, self._decoder.run(None, feeds), strict=True))
+
+    def mean(self, z, condition=None) -> np.ndarray:
         """E[x|z], `(n, *data_shape)`."""
-        return self.decode(z)["mean"]
+        return self.decode(z, condition)["mean"]
 
     def sample_latents(self, n: int, seed=None, temperature: float = 1.0) -> np.ndarray:
         """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread."""
@@ -184,7 +210,9 @@ class Sampler:
         z = draw(int(n), self.latent_dim, self._prior["parameters"], temperature, rng)
         return z.astype(np.float32)
 
-    def sample(self, n: int, seed=None, mean: bool = False, temperature: float = 1.0):
+    def sample(
+        self, n: int, seed=None, mean: bool = False, temperature: float = 1.0, condition=None
+    ):
         """Draws x ~ p(x|z), z ~ p(z): `(n, *data_shape)` float32 (E[x|z] when `mean`).
 
         Args:
@@ -192,10 +220,12 @@ class Sampler:
             seed: numpy seed (int or None); the same seed gives the same samples.
             mean: return E[x|z] instead of a draw.
             temperature: multiplies the prior's standard deviations.
+            condition: for a conditional model, one condition for all samples or one per
+                sample.
         """
         rng = np.random.default_rng(seed)
         z = self.sample_latents(n, seed=rng, temperature=temperature)
-        params = self.decode(z)
+        params = self.decode(z, condition)
         if mean:
             return params["mean"]
         draw = LIKELIHOOD_SAMPLERS[self._likelihood["family"]]
@@ -203,7 +233,7 @@ class Sampler:
 
     # ----------------------------------------------------------------------- encoding
 
-    def encode(self, x) -> tuple[np.ndarray, np.ndarray]:
+    def encode(self, x, condition=None) -> tuple[np.ndarray, np.ndarray]:
         """The posterior's location `(n, latent_dim)` and scale for x `(n, *data_shape)`.
 
         The scale is `(n, latent_dim)` standard deviations for a diagonal posterior and
@@ -219,26 +249,28 @@ class Sampler:
                 f"Expected x of shape (batch_size, *{self.data_shape}). Received: x.shape={x.shape}"
             )
         names = [output.name for output in self._encoder.get_outputs()]
-        params = dict(zip(names, self._encoder.run(None, {"x": x}), strict=True))
+        feeds = self._feeds("x", x, condition)
+        params = dict(zip(names, self._encoder.run(None, feeds), strict=True))
         scale = params["scale"] if "scale" in params else params["scale_tril"]
         return params["loc"], scale
 
-    def reconstruct(self, x) -> np.ndarray:
+    def reconstruct(self, x, condition=None) -> np.ndarray:
         """E[x|z] at the posterior mean of each x: `(n, *data_shape)`."""
-        loc, _ = self.encode(x)
-        return self.mean(loc)
+        loc, _ = self.encode(x, condition)
+        return self.mean(loc, condition)
 
-    def interpolate(self, x_a, x_b, steps: int = 8) -> np.ndarray:
-        """E[x|z] along the straight line between two inputs' posterior means.
+    def interpolate(self, x_a, x_b, steps: int = 8, condition=None) -> np.ndarray:
+        """E[x|z] along the straight line between two inputs' posterior means (one
+        condition for both and for the path, for a conditional model).
 
         Returns:
             `(steps, *data_shape)`, from the reconstruction of `x_a` to that of `x_b`.
         """
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
             raise ValueError(f"Expected steps to be an integer >= 2. Received: steps={steps!r}")
-        loc, _ = self.encode(np.stack([np.asarray(x_a), np.asarray(x_b)]))
+        loc, _ = self.encode(np.stack([np.asarray(x_a), np.asarray(x_b)]), condition)
         weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-        return self.mean((1.0 - weights) * loc[0] + weights * loc[1])
+        return self.mean((1.0 - weights) * loc[0] + weights * loc[1], condition)
 
 
 def _verified_manifest(bundle: Path) -> dict:

@@ -5,13 +5,8 @@ import pytest
 import tensorflow as tf
 from scipy import stats
 
+from tests.helpers import NUM_SE, seed
 from tfvae import random
-
-NUM_SE = 4.0
-
-
-def seed(a, b=0):
-    return tf.constant([a, b], dtype=tf.int64)
 
 
 def test_standard_normal_noise_is_the_same_with_and_without_xla():

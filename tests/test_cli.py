@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvae import cli, data, likelihoods, workflow
+from tfvae import cli, data, inference, likelihoods, workflow
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -44,6 +44,7 @@ def test_likelihood_choices_match_the_registry():
 def test_plot_kinds_and_masks_match_the_workflow():
     assert cli.PLOT_KINDS == workflow.PLOT_KINDS
     assert cli.MASKS == workflow.MASKS
+    assert cli.IMPUTATION_METHODS == inference.IMPUTATION_METHODS
 
 
 def test_train_writes_the_documented_files(trained):
@@ -151,6 +152,7 @@ def test_a_failed_train_leaves_the_previous_run_intact(trained, tmp_path, monkey
         (["train", "--epochs", "0"], "Expected epochs to be a positive integer"),
         (["evaluate", "no/such/folder"], "Expected a model folder written by 'tfvae train'"),
         (["sample", "no/such/folder"], "Expected a model folder"),
+        (["evaluate", "x", "--refine-steps", "0"], "Expected refine_steps to be a positive"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_1(argv, message, capsys):

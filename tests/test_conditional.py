@@ -173,3 +173,42 @@ def test_log_likelihood_is_higher_under_the_true_label(trained, digits):
     true = trained.log_likelihood(x, 200, seed=0, condition=_one_hot(labels)).numpy()
     wrong = trained.log_likelihood(x, 200, seed=0, condition=_one_hot((labels + 1) % 10))
     assert np.mean(true > wrong.numpy()) > 0.9
+
+
+def test_a_condition_of_the_wrong_shape_is_refused_not_reshaped(trained):
+    z = np.zeros((2, 4), dtype="float32")
+    with pytest.raises(ValueError, match=r"condition of shape \(batch_size, \*\(10,\)\)"):
+        trained.decode(z, np.zeros((2, 5)))
+    with pytest.raises(ValueError, match=r"with batch_size=2"):
+        trained.decode(z, np.zeros((3, 10)))
+    with pytest.raises(ValueError, match=r"condition of shape"):
+        trained.sample(6, condition=np.arange(6))  # labels instead of one-hot rows
+    one = trained.sample(4, seed=1, condition=_one_hot(3)).numpy()
+    each = trained.sample(4, seed=1, condition=_one_hot([3, 3, 3, 3])).numpy()
+    np.testing.assert_array_equal(one, each)
+
+
+def test_an_unbuilt_conditional_model_can_be_called_on_a_pair(digits):
+    x, y, _, _ = digits
+    vae = _conditional_vae()
+    reconstruction = vae((x[:3], _one_hot(y[:3])))
+    assert reconstruction.shape == (3, 8, 8, 1)
+    with pytest.raises(ValueError, match=r"Expected inputs \(x, condition\)"):
+        vae(x[:3])
+
+
+def test_inference_utilities_take_the_condition(trained, digits):
+    _, _, x_test, y_test = digits
+    x, condition = x_test[:20], _one_hot(y_test[:20])
+    refined = trained.refine_posterior(x, steps=20, condition=condition, seed=0)
+    assert np.all(refined["elbo_after"].numpy() >= refined["elbo_before"].numpy())
+    mask = np.zeros_like(x, dtype=bool)
+    mask[:, 4:] = True
+    completed = trained.impute(x, mask, steps=10, condition=condition, seed=0).numpy()
+    np.testing.assert_array_equal(completed[~mask], x[~mask])
+    dataset = tf.data.Dataset.from_tensor_slices((x, condition)).batch(10)
+    from_dataset = tfvae.evaluate(trained, dataset, num_samples=50, verbose=0)
+    from_arrays = tfvae.evaluate(
+        trained, x, num_samples=50, batch_size=10, condition=condition, verbose=0
+    )
+    assert from_dataset == pytest.approx(from_arrays)

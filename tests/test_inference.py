@@ -200,9 +200,11 @@ def test_refinement_never_lowers_and_raises_the_held_out_elbo(trained_digits, di
     _, x_test = digits
     result = trained_digits["elbo"].refine_posterior(x_test, steps=100, seed=0)
     gain = (result["elbo_after"] - result["elbo_before"]).numpy()
-    print(f"amortization gap closed on held-out digits: {gain.mean():.2f} nats")
+    kept = np.mean(result["refined"])
+    print(f"amortization gap closed: {gain.mean():.2f} nats (min {gain.min():.3f}, kept {kept})")
+    # Reported on samples independent of those that chose: measured mean 8.2, min 1.3.
     assert np.all(gain >= 0)
-    assert gain.mean() > 2.0  # measured: 8 to 9.5 nats
+    assert gain.mean() > 2.0
 
 
 def _binomial_log_likelihood(x, mean_counts, mask):

@@ -28,6 +28,7 @@ LIKELIHOOD_NAMES = (
 # The kinds of `tfvae.workflow.plot`, spelled out so that `--help` does not import TensorFlow.
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.MASKS
+IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference's
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -313,7 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     impute.add_argument(
         "--method",
-        choices=("pseudo_gibbs", "metropolis_within_gibbs"),
+        choices=IMPUTATION_METHODS,
         default="metropolis_within_gibbs",
         help="the Markov chain (metropolis_within_gibbs)",
     )

@@ -20,7 +20,7 @@ import tensorflow as tf
 
 from tfvae import random, validation
 
-IMPUTATION_METHODS = ("pseudo_gibbs", "metropolis_within_gibbs")
+IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")
 
 
 def _seed(model, seed) -> tf.Tensor:
@@ -105,19 +105,31 @@ def _log_likelihood_function(model, num_samples, chunk_size):
     return estimate
 
 
-def _batches(data, batch_size):
-    """Yields float32 x batches from an array or a tf.data dataset of x or (x, ...)."""
+def _batches(data, batch_size, condition=None, conditional=False):
+    """Yields (x, condition) batches from an array x (with an array `condition`), or from a
+    tf.data dataset of x or (x, y, ...) batches whose y is the condition when
+    `conditional` (None for unconditional models)."""
     if isinstance(data, tf.data.Dataset):
         for element in data:
-            yield element[0] if isinstance(element, tuple) else element
+            x, y = (element[0], element[1]) if isinstance(element, tuple) else (element, None)
+            yield x, (y if conditional else None)
         return
     data = np.asarray(data)
     for start in range(0, len(data), batch_size):
-        yield data[start : start + batch_size].astype(np.float32)
+        stop = start + batch_size
+        y = None if condition is None else np.asarray(condition)[start:stop]
+        yield data[start:stop].astype(np.float32), y
 
 
 def evaluate(
-    model, data, num_samples=5000, batch_size=100, chunk_size=500, seed=0, verbose=1
+    model,
+    data,
+    num_samples=5000,
+    batch_size=100,
+    chunk_size=500,
+    seed=0,
+    verbose=1,
+    condition=None,
 ) -> dict:
     """ELBO, reconstruction, KL and estimated negative log-likelihood of a data set.
 
@@ -130,22 +142,27 @@ def evaluate(
         chunk_size: samples drawn at once (see `log_likelihood`).
         seed: seed of the evaluation; batch i uses it folded with i.
         verbose: 1 shows a progress bar.
+        condition: for a conditional model, the conditions of an array `data`
+            (a dataset's batches carry theirs as y).
 
     Returns:
         A dict of means over examples: `elbo`, `reconstruction`, `kl`, `nll` (nats), and
-        `bits_per_dim` = nll / (number of data dimensions x ln 2), plus `examples`.
-        For discrete data (binarized pixels, counts) these are exact code lengths; for
-        continuous data they are densities and not comparable with them.
+        `bits_per_dim` = nll / (number of data dimensions x ln 2), plus `examples`. The
+        NLL is an importance-weighted estimate, above the true -log p(x) in expectation
+        and approaching it as `num_samples` grows. For discrete data (binarized pixels,
+        counts) it estimates a code length; for continuous data it is a density and not
+        comparable with those.
     """
     seed = random.as_seed(seed)
     progress = keras.utils.Progbar(None, verbose=verbose, unit_name="batch")
     sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "nll": 0.0}
     examples = 0
-    for index, x in enumerate(_batches(data, batch_size)):
+    conditional = model.condition_shape is not None
+    for index, (x, y) in enumerate(_batches(data, batch_size, condition, conditional)):
         batch_seed = tf.random.experimental.stateless_fold_in(seed, index)
         elbo_seed, nll_seed = random.split(batch_seed)
-        terms = model.elbo_terms(x, seed=elbo_seed)
-        log_p = log_likelihood(model, x, num_samples, chunk_size, seed=nll_seed)
+        terms = model.elbo_terms(x, seed=elbo_seed, condition=y)
+        log_p = log_likelihood(model, x, num_samples, chunk_size, nll_seed, condition=y)
         for key in ("elbo", "reconstruction", "kl"):
             sums[key] += float(tf.reduce_sum(terms[key]))
         sums["nll"] -= float(tf.reduce_sum(log_p))
@@ -163,15 +180,24 @@ def evaluate(
 
 
 def refine_posterior(
-    model, x, steps=100, learning_rate=0.05, num_samples=8, eval_samples=1000, seed=None
+    model,
+    x,
+    steps=100,
+    learning_rate=0.05,
+    num_samples=8,
+    eval_samples=1000,
+    seed=None,
+    condition=None,
 ) -> dict:
     """Optimizes each point's own posterior, starting from the encoder's q(z|x).
 
     Per-point (non-amortized) variational inference: the posterior's raw parameters for
     each x are optimized by Adam on that point's ELBO (`num_samples` fresh latent
-    samples a step). Before and after are scored on `eval_samples` other samples shared
-    by both, and a point keeps its refined posterior only where that score is higher, so
-    no point's ELBO goes down. The mean increase is the amortization gap the steps close.
+    samples a step). A point keeps its refined posterior only where its ELBO, estimated
+    on `eval_samples` samples shared by before and after, is higher. The reported ELBOs
+    are estimated again on `eval_samples` independent samples (shared by before and
+    after), so the selection does not bias them; where the encoder's posterior was kept,
+    before and after are equal. The mean increase is the amortization gap closed.
 
     Args:
         model: a built `tfvae.VAE`.
@@ -181,10 +207,12 @@ def refine_posterior(
         num_samples: Monte Carlo samples per step.
         eval_samples: samples of the before/after scores.
         seed: int or `(2,)` stateless seed; None draws from the evaluation stream.
+        condition: the condition y of a conditional model.
 
     Returns:
-        A dict with `elbo_before`, `elbo_after` (`(batch_size,)` nats, after >= before)
-        and `params` (the kept posterior parameters, named as the posterior's).
+        A dict with `elbo_before`, `elbo_after` (`(batch_size,)` nats, independent of the
+        selection), `refined` (`(batch_size,)` bool: the refined posterior was kept) and
+        `params` (the kept posterior parameters, named as the posterior's).
     """
     steps = validation.positive_int(steps, "steps")
     learning_rate = validation.positive_float(learning_rate, "learning_rate")
@@ -197,30 +225,34 @@ def refine_posterior(
         ("refine_posterior", steps, learning_rate, num_samples, eval_samples),
         lambda: _refine_function(model, steps, learning_rate, num_samples, eval_samples),
     )
-    elbo_before, elbo_after, raw = refine(x, _seed(model, seed))
+    if condition is not None:
+        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+    elbo_before, elbo_after, refined, raw = refine(x, _seed(model, seed), condition)
     params = model.posterior.parameters(raw, model.latent_dim)
-    return {"elbo_before": elbo_before, "elbo_after": elbo_after, "params": params}
+    return {
+        "elbo_before": elbo_before,
+        "elbo_after": elbo_after,
+        "refined": refined,
+        "params": params,
+    }
 
 
 def _refine_function(model, steps, learning_rate, num_samples, eval_samples):
     beta1, beta2, epsilon = 0.9, 0.999, 1e-8
 
-    def elbo(x, raw, size, seed):  # [B]
-        params = model.posterior.parameters(raw, model.latent_dim)
-        return model.latent_terms_given(x, params, size, seed).elbo
+    def refine(x, seed, condition):
+        def elbo(raw, size, seed):  # [B]
+            params = model.posterior.parameters(raw, model.latent_dim)
+            return model.latent_terms_given(x, params, size, seed, condition=condition).elbo
 
-    def refine(x, seed):
-        raw0 = tf.reshape(model.encoder(x), [tf.shape(x)[0], -1])  # [B, P]
-        train_seed, eval_seed = random.split(seed)
+        raw0 = model.posterior_raw(x, condition)  # [B, P]
+        train_seed, select_seed, report_seed = random.split(seed, 3)
 
         def step(i, raw, m, v):  # Adam on each point's raw parameters
             with tf.GradientTape() as tape:
                 tape.watch(raw)
-                loss = -tf.reduce_sum(
-                    elbo(
-                        x, raw, num_samples, tf.random.experimental.stateless_fold_in(train_seed, i)
-                    )
-                )
+                step_seed = tf.random.experimental.stateless_fold_in(train_seed, i)
+                loss = -tf.reduce_sum(elbo(raw, num_samples, step_seed))
             gradient = tape.gradient(loss, raw)
             m = beta1 * m + (1 - beta1) * gradient
             v = beta2 * v + (1 - beta2) * gradient**2
@@ -232,11 +264,11 @@ def _refine_function(model, steps, learning_rate, num_samples, eval_samples):
         _, raw, _, _ = tf.while_loop(
             lambda i, *_: i < steps, step, (tf.constant(0), raw0, zeros, zeros)
         )
-        before = elbo(x, raw0, eval_samples, eval_seed)
-        after = elbo(x, raw, eval_samples, eval_seed)
-        improved = after > before
-        kept = tf.where(improved[:, None], raw, raw0)
-        return before, tf.maximum(before, after), kept
+        refined = elbo(raw, eval_samples, select_seed) > elbo(raw0, eval_samples, select_seed)
+        kept = tf.where(refined[:, None], raw, raw0)
+        before = elbo(raw0, eval_samples, report_seed)
+        after = tf.where(refined, elbo(kept, eval_samples, report_seed), before)
+        return before, after, refined, kept
 
     return refine
 
@@ -244,7 +276,9 @@ def _refine_function(model, steps, learning_rate, num_samples, eval_samples):
 # ---------------------------------------------------------------------------- imputing
 
 
-def impute(model, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Tensor:
+def impute(
+    model, x, mask, method="metropolis_within_gibbs", steps=100, seed=None, condition=None
+) -> tf.Tensor:
     """Fills the missing entries of x by Markov chain Monte Carlo through the VAE.
 
     Mathematical details: the chain's state is the completed x (and, for
@@ -259,9 +293,11 @@ def impute(model, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Te
         model: a built `tfvae.VAE`.
         x: `(batch_size, *data_shape)` data; missing entries may hold any value.
         mask: boolean, shaped like x, True where an entry is missing.
-        method: "pseudo_gibbs" or "metropolis_within_gibbs".
+        method: "metropolis_within_gibbs" (exact target, the default) or "pseudo_gibbs"
+            (cheaper, but biased when the encoder is not the exact posterior).
         steps: Markov chain steps (>= 1).
         seed: int or `(2,)` stateless seed; None draws from the evaluation stream.
+        condition: the condition y of a conditional model.
 
     Returns:
         The completed x, `(batch_size, *data_shape)` float32: observed entries as given,
@@ -278,28 +314,31 @@ def impute(model, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Te
             f"Received: mask with dtype {mask.dtype.name} and shape {tuple(mask.shape)}"
         )
     start_seed, chain_seed = random.split(_seed(model, seed))
-    start = model.decode(tf.zeros([tf.shape(x)[0], model.latent_dim]))
+    if condition is not None:
+        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+    start = model.decode(tf.zeros([tf.shape(x)[0], model.latent_dim]), condition)
     x0 = tf.where(mask, start.sample(seed=tf.cast(start_seed, tf.int32)), x)
     model.likelihood.check_support(x0)
     chain = _compiled(
         model, ("impute", method, steps), lambda: _impute_function(model, method, steps)
     )
-    return chain(x0, mask, chain_seed)
+    return chain(x0, mask, chain_seed, condition)
 
 
 def _impute_function(model, method, steps):
     metropolis = method == "metropolis_within_gibbs"
     burn_in = steps // 2
 
-    def joint_minus_proposal(x, z, q):  # [B]: log p(x|z) + log p(z) - log q(z|x)
-        return model.decode(z).log_prob(x) + model.prior.log_prob(z) - q.log_prob(z)
+    def chain(x0, mask, seed, condition):
+        def joint_minus_proposal(x, z, q):  # [B]: log p(x|z) + log p(z) - log q(z|x)
+            log_joint = model.decode(z, condition).log_prob(x) + model.prior.log_prob(z)
+            return log_joint - q.log_prob(z)
 
-    def chain(x0, mask, seed):
         def step(i, x, z):
             proposal_seed, accept_seed, x_seed = random.split(
                 tf.random.experimental.stateless_fold_in(seed, i), 3
             )
-            params = model.posterior_parameters(x)
+            params = model.posterior_parameters(x, condition)
             q = model.posterior.distribution(params)
             noise = random.standard_normal([tf.shape(x)[0], model.latent_dim], proposal_seed)
             proposal = model.posterior.reparameterize(params, noise[None])[0]  # [B, D]
@@ -310,15 +349,15 @@ def _impute_function(model, method, steps):
                 z = tf.where(accept[:, None], proposal, z)
             else:
                 z = proposal
-            draw = model.decode(z).sample(seed=tf.cast(x_seed, tf.int32))
+            draw = model.decode(z, condition).sample(seed=tf.cast(x_seed, tf.int32))
             return i + 1, tf.where(mask, draw, x), z
 
         def step_and_average(i, x, z, total):
             i, x, z = step(i, x, z)
             kept = tf.cast(i > burn_in, tf.float32)  # average after the burn-in
-            return i, x, z, total + kept * model.decode(z).mean()
+            return i, x, z, total + kept * model.decode(z, condition).mean()
 
-        z0 = model.encode(x0).mean()
+        z0 = model.encode(x0, condition).mean()
         _, x, _, total = tf.while_loop(
             lambda i, *_: i < steps,
             step_and_average,

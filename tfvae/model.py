@@ -142,7 +142,12 @@ class VAE(keras.Model):
     # ----------------------------------------------------------------------- building
 
     def build(self, input_shape):
-        """Sizes and builds the networks and the prior for data of `input_shape[1:]`."""
+        """Sizes and builds the networks and the prior for data of `input_shape[1:]`.
+
+        A conditional model also accepts the shapes of its `(x, condition)` inputs.
+        """
+        if self.condition_shape is not None and isinstance(input_shape[0], tuple | list):
+            input_shape = input_shape[0]  # the shapes of (x, condition)
         data_shape = tuple(input_shape[1:])
         if not data_shape or any(size is None for size in data_shape):
             raise ValueError(
@@ -176,36 +181,57 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------- distributions
 
-    def _run(self, network, inputs, condition, training):
-        """Calls a network, passing `condition=` `(batch_size, *condition_shape)` if any."""
+    def _checked_condition(self, condition, batch_size=None):
+        """The condition as float32 `(batch_size, *condition_shape)`, or None without one.
+
+        Raises:
+            ValueError: a condition for an unconditional model, none for a conditional
+                one, or one of another shape (also another batch size, when known).
+        """
         if self.condition_shape is None:
             if condition is not None:
                 raise ValueError(
                     "This model has no condition_shape; it takes no condition. Received a "
                     f"condition of shape {tuple(np.shape(condition))}"
                 )
-            return network(inputs, training=training)
+            return None
         if condition is None:
             raise ValueError(
                 "This conditional model needs a condition of shape (batch_size, "
                 f"*{self.condition_shape}): pass condition=..., or (x, y) to fit."
             )
         condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
-        received = tuple(condition.shape[1:])
-        if condition.shape.rank is not None and math.prod(received) != math.prod(
-            self.condition_shape
+        expected = (batch_size, *self.condition_shape)
+        shape = condition.shape
+        if shape.rank is not None and (
+            shape.rank != len(expected)
+            or any(
+                d is not None and e is not None and d != e
+                for d, e in zip(shape, expected, strict=True)
+            )
         ):
             raise ValueError(
-                f"Expected a condition of shape (batch_size, *{self.condition_shape}). "
-                f"Received: condition.shape={tuple(condition.shape)}"
+                f"Expected a condition of shape (batch_size, *{self.condition_shape})"
+                + (f" with batch_size={batch_size}" if batch_size is not None else "")
+                + f". Received: condition.shape={tuple(shape)}"
             )
-        flat = tf.reshape(condition, [tf.shape(condition)[0], -1])
+        return condition
+
+    def _run(self, network, inputs, condition, training):
+        """Calls a network, passing a checked condition, flattened, if there is one."""
+        if condition is None:
+            return network(inputs, training=training)
+        flat = tf.reshape(condition, [tf.shape(condition)[0], math.prod(self.condition_shape)])
         return network(inputs, condition=flat, training=training)
 
-    def posterior_parameters(self, x, condition=None, training=False) -> dict[str, tf.Tensor]:
-        """The posterior's named parameters for x `(batch_size, *data_shape)`."""
+    def posterior_raw(self, x, condition=None, training=False) -> tf.Tensor:
+        """The encoder's raw outputs for x, `(batch_size, posterior.param_size(latent_dim))`."""
         if not self.built:  # train/test steps reach here without going through __call__.
-            self.build(tuple(x.shape))
+            shape = tuple(x.shape)
+            if self.condition_shape is not None:  # Keras saves signatures from these shapes
+                shape = (shape, (shape[0], *self.condition_shape))
+            self.build(shape)
+        condition = self._checked_condition(condition, x.shape[0])
         raw = self._run(self.encoder, x, condition, training)
         width = self.posterior.param_size(self.latent_dim)
         self._check_width(
@@ -214,7 +240,11 @@ class VAE(keras.Model):
             f"the encoder to output {width} values per example for posterior "
             f"{self.posterior.family!r} with latent_dim={self.latent_dim}",
         )
-        raw = tf.reshape(raw, [tf.shape(raw)[0], width])
+        return tf.reshape(raw, [tf.shape(raw)[0], width])
+
+    def posterior_parameters(self, x, condition=None, training=False) -> dict[str, tf.Tensor]:
+        """The posterior's named parameters for x `(batch_size, *data_shape)`."""
+        raw = self.posterior_raw(x, condition, training=training)
         return self.posterior.parameters(raw, self.latent_dim)
 
     def encode(self, x, condition=None, training=False) -> tfd.Distribution:
@@ -235,10 +265,11 @@ class VAE(keras.Model):
                 f"Received: z.shape={tuple(z.shape)}"
             )
         leading_shape = tf.shape(z)[:-1]
-        if condition is not None and self.condition_shape is not None:
-            # [B, *condition_shape] -> [*leading_shape, C] -> [prod(leading_shape), C]
+        batch_size = z.shape[-2] if z.shape.rank is not None and z.shape.rank >= 2 else None
+        condition = self._checked_condition(condition, batch_size)
+        if condition is not None:  # [B, *condition_shape] -> [prod(leading_shape), C]
             size = math.prod(self.condition_shape)
-            condition = tf.reshape(tf.cast(tf.convert_to_tensor(condition), tf.float32), [-1, size])
+            condition = tf.reshape(condition, [-1, size])
             condition = tf.broadcast_to(condition, tf.concat([leading_shape, [size]], 0))
             condition = tf.reshape(condition, [-1, size])
         raw = self._run(self.decoder, tf.reshape(z, [-1, self.latent_dim]), condition, training)
@@ -364,7 +395,15 @@ class VAE(keras.Model):
 
         `inputs` is x, or `(x, condition)` for a conditional model.
         """
-        x, condition = inputs if self.condition_shape is not None else (inputs, None)
+        if self.condition_shape is None:
+            x, condition = inputs, None
+        elif isinstance(inputs, tuple | list) and len(inputs) == 2:
+            x, condition = inputs
+        else:
+            raise ValueError(
+                "Expected inputs (x, condition) for this conditional model. Received: "
+                f"inputs of type {type(inputs).__name__}"
+            )
         z = self.encode(x, condition, training=training).mean()
         return self.decode(z, condition, training=training).mean()
 
@@ -541,12 +580,14 @@ class VAE(keras.Model):
         """
         return inference.refine_posterior(self, x, steps, learning_rate, **kwargs)
 
-    def impute(self, x, mask, method="pseudo_gibbs", steps=100, seed=None) -> tf.Tensor:
+    def impute(
+        self, x, mask, method="metropolis_within_gibbs", steps=100, seed=None, condition=None
+    ) -> tf.Tensor:
         """x with its entries where `mask` is True filled in by MCMC through the model.
 
         See `tfvae.inference.impute`.
         """
-        return inference.impute(self, x, mask, method, steps, seed)
+        return inference.impute(self, x, mask, method, steps, seed, condition)
 
     # ----------------------------------------------------------------- generating
 
@@ -565,9 +606,8 @@ class VAE(keras.Model):
         n = validation.positive_int(n, "n")
         seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
         z_seed, x_seed = random.split(seed)
-        if condition is not None and self.condition_shape is not None:
-            condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
-            condition = tf.broadcast_to(condition, [n, *self.condition_shape])
+        if self.condition_shape is not None and np.shape(condition) == self.condition_shape:
+            condition = tf.broadcast_to(tf.cast(condition, tf.float32), [n, *self.condition_shape])
         p_x = self.decode(self.prior_layer.sample(n, z_seed), condition)
         return p_x.mean() if mean else p_x.sample(seed=tf.cast(x_seed, tf.int32))
 

@@ -74,10 +74,10 @@ class SizedNetwork(keras.layers.Layer):
         self.condition_size = int(condition_size)
 
     def set_condition_size(self, size: int) -> None:
-        """Sets the condition width the model passes (0: none); only before building."""
-        if self.built and size != self.condition_size:
+        """Sets the condition width the model passes (0: none); a network can take one."""
+        if (self.built or self.condition_size) and size != self.condition_size:
             raise ValueError(
-                f"{self.name} was built for conditions of width {self.condition_size}; the "
+                f"{self.name} takes conditions of width {self.condition_size}; the "
                 f"model passes {size}. Use a new network."
             )
         self.condition_size = int(size)

@@ -174,14 +174,15 @@ class Sampler:
                 f"{self.condition_shape} or (n, *{self.condition_shape})."
             )
         condition = np.asarray(condition, dtype=np.float32)
-        try:
-            condition = np.broadcast_to(condition, (len(value), *self.condition_shape))
-        except ValueError:
+        batch_shape = (len(value), *self.condition_shape)
+        if condition.shape == self.condition_shape:  # one condition for the whole batch
+            condition = np.broadcast_to(condition, batch_shape)
+        if condition.shape != batch_shape:
             raise ValueError(
                 f"Expected a condition of shape {self.condition_shape} or "
                 f"(n, *{self.condition_shape}) with n={len(value)}. "
                 f"Received: condition.shape={condition.shape}"
-            ) from None
+            )
         return {name: value, "condition": np.ascontiguousarray(condition)}
 
     def decode(self, z, condition=None) -> dict[str, np.ndarray]:

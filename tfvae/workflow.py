@@ -272,6 +272,10 @@ def evaluate(
     """
     from tfvae import inference
 
+    if refine_steps is not None:
+        validation.positive_int(refine_steps, "refine_steps")
+    if num_samples is not None:
+        validation.positive_int(num_samples, "num_samples")
     model, recipe, config = load(model_dir)
     x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     x = model_input(x, recipe)

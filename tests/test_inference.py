@@ -145,7 +145,9 @@ def test_metropolis_within_gibbs_is_exact_where_pseudo_gibbs_is_biased(linear_im
 def test_impute_checks_its_arguments(linear_imputation):
     model, x, mask, _, _ = linear_imputation
     vae = model.exact_vae(seed=0)
-    with pytest.raises(ValueError, match=r"method to be one of \['pseudo_gibbs'"):
+    with pytest.raises(
+        ValueError, match=r"method to be one of \['metropolis_within_gibbs', 'pseudo_gibbs'\]"
+    ):
         vae.impute(x, mask, method="gibbs")
     with pytest.raises(ValueError, match="mask to be a boolean array shaped like x"):
         vae.impute(x, mask[:, :2])

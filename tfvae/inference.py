@@ -334,7 +334,7 @@ def _impute_function(model, method, steps):
             log_joint = model.decode(z, condition).log_prob(x) + model.prior.log_prob(z)
             return log_joint - q.log_prob(z)
 
-        def step(i, x, z):
+        def step(i, x, z, total):
             proposal_seed, accept_seed, x_seed = random.split(
                 tf.random.experimental.stateless_fold_in(seed, i), 3
             )
@@ -349,18 +349,15 @@ def _impute_function(model, method, steps):
                 z = tf.where(accept[:, None], proposal, z)
             else:
                 z = proposal
-            draw = model.decode(z, condition).sample(seed=tf.cast(x_seed, tf.int32))
-            return i + 1, tf.where(mask, draw, x), z
-
-        def step_and_average(i, x, z, total):
-            i, x, z = step(i, x, z)
-            kept = tf.cast(i > burn_in, tf.float32)  # average after the burn-in
-            return i, x, z, total + kept * model.decode(z, condition).mean()
+            p_x = model.decode(z, condition)  # one decode for the draw and the average
+            draw = p_x.sample(seed=tf.cast(x_seed, tf.int32))
+            kept = tf.cast(i + 1 > burn_in, tf.float32)  # average after the burn-in
+            return i + 1, tf.where(mask, draw, x), z, total + kept * p_x.mean()
 
         z0 = model.encode(x0, condition).mean()
         _, x, _, total = tf.while_loop(
             lambda i, *_: i < steps,
-            step_and_average,
+            step,
             (tf.constant(0), x0, z0, tf.zeros_like(x0)),
         )
         return tf.where(mask, total / float(steps - burn_in), x)

@@ -14,10 +14,11 @@ the parameters the ONNX decoder computes, for every likelihood family.
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
+
+from tfvae import latent, validation
 
 FORMAT_VERSION = 1
 
@@ -198,17 +199,11 @@ class Sampler:
 
     def sample_latents(self, n: int, seed=None, temperature: float = 1.0) -> np.ndarray:
         """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread."""
-        if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ValueError(f"Expected n to be a positive integer. Received: n={n!r}")
-        if not (isinstance(temperature, int | float) and math.isfinite(temperature)) or (
-            temperature <= 0
-        ):
-            raise ValueError(
-                f"Expected temperature to be a finite number > 0. Received: {temperature!r}"
-            )
+        n = validation.positive_int(n, "n")
+        temperature = validation.positive_float(temperature, "temperature")
         rng = np.random.default_rng(seed)
         draw = PRIOR_SAMPLERS[self._prior["family"]]
-        z = draw(int(n), self.latent_dim, self._prior["parameters"], temperature, rng)
+        z = draw(n, self.latent_dim, self._prior["parameters"], temperature, rng)
         return z.astype(np.float32)
 
     def sample(
@@ -260,18 +255,18 @@ class Sampler:
         loc, _ = self.encode(x, condition)
         return self.mean(loc, condition)
 
-    def interpolate(self, x_a, x_b, steps: int = 8, condition=None) -> np.ndarray:
-        """E[x|z] along the straight line between two inputs' posterior means (one
-        condition for both and for the path, for a conditional model).
+    def interpolate(
+        self, x_a, x_b, steps: int = 8, method: str = "linear", condition=None
+    ) -> np.ndarray:
+        """E[x|z] along a path between two inputs' posterior means (one condition for both
+        and for the path, for a conditional model); see `tfvae.latent.latent_path`.
 
         Returns:
             `(steps, *data_shape)`, from the reconstruction of `x_a` to that of `x_b`.
         """
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-            raise ValueError(f"Expected steps to be an integer >= 2. Received: steps={steps!r}")
         loc, _ = self.encode(np.stack([np.asarray(x_a), np.asarray(x_b)]), condition)
-        weights = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]
-        return self.mean((1.0 - weights) * loc[0] + weights * loc[1], condition)
+        path = latent.latent_path(loc[0], loc[1], steps, method).astype(np.float32)
+        return self.mean(path, condition)
 
 
 def _verified_manifest(bundle: Path) -> dict:

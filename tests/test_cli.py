@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvae import cli, data, inference, likelihoods, workflow
+from tfvae import cli, data, inference, likelihoods, objectives, workflow
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -39,12 +39,14 @@ def trained(workdir):
 
 def test_likelihood_choices_match_the_registry():
     assert list(cli.LIKELIHOOD_NAMES) == likelihoods.registry.names()
+    assert list(cli.OBJECTIVE_NAMES) == objectives.registry.names()
 
 
 def test_plot_kinds_and_masks_match_the_workflow():
     assert cli.PLOT_KINDS == workflow.PLOT_KINDS
     assert cli.MASKS == workflow.MASKS
     assert cli.IMPUTATION_METHODS == inference.IMPUTATION_METHODS
+    assert cli.LEARNING_RATE_SCHEDULES == workflow.LEARNING_RATE_SCHEDULES
 
 
 def test_train_writes_the_documented_files(trained):

@@ -1,5 +1,8 @@
 """The data recipes and the input transformation of the training workflow."""
 
+import math
+
+import keras
 import numpy as np
 import pytest
 
@@ -55,6 +58,10 @@ def test_model_input_scales_and_binarizes_reproducibly():
         ({"learning_rate": 0.0}, "learning_rate"),
         ({"architecture": "rnn"}, r"architecture to be one of \['mlp', 'conv'\]"),
         ({"likelihood": "poisson"}, r"likelihood to be one of \['bernoulli'"),
+        ({"num_samples": 0}, "num_samples"),
+        ({"lr_schedule": "step"}, r"lr_schedule to be one of \['constant', 'cosine'\]"),
+        ({"objective": "vae"}, r"objective to be one of \['elbo', 'iwae'\]"),
+        ({"activation": "swoosh"}, "swoosh"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, match):
@@ -112,3 +119,27 @@ def test_binomial_needs_counts():
 def test_empty_hidden_means_a_single_linear_layer():
     config = workflow.TrainConfig(hidden=()).resolve(workflow.RECIPES["digits"])
     assert config.hidden == ()
+
+
+def test_build_model_passes_the_objective_and_activation_on():
+    config = workflow.TrainConfig(
+        objective="iwae", num_samples=3, activation="tanh", hidden=(4,)
+    ).resolve(workflow.RECIPES["digits"])
+    model = workflow.build_model(config, workflow.RECIPES["digits"])
+    model.build((None, 8, 8, 1))
+    assert (model.objective.family, model.num_samples) == ("iwae", 3)
+    for network in (model.encoder, model.decoder):
+        assert network.hidden_layers[0].activation is keras.activations.tanh
+
+
+def test_cosine_schedule_decays_the_learning_rate_to_zero_over_all_steps():
+    config = workflow.TrainConfig(learning_rate=0.01, lr_schedule="cosine").resolve(
+        workflow.RECIPES["digits"]
+    )
+    model = workflow.build_model(config, workflow.RECIPES["digits"], steps=40)
+    for step in (0, 10, 20, 40):
+        model.optimizer.iterations.assign(step)
+        expected = 0.01 * 0.5 * (1 + math.cos(math.pi * step / 40))
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-5, abs=1e-9)
+    with pytest.raises(ValueError, match="number of training steps"):
+        workflow.build_model(config, workflow.RECIPES["digits"])

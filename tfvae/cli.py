@@ -29,6 +29,8 @@ LIKELIHOOD_NAMES = (
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.MASKS
 IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference's
+OBJECTIVE_NAMES = ("elbo", "iwae")  # tfvae.objectives.registry's
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # tfvae.workflow's
 
 
 def _hidden_sizes(text: str) -> tuple[int, ...]:
@@ -58,6 +60,10 @@ def _train(args) -> int:
         architecture=args.architecture,
         hidden=args.hidden,
         learning_rate=args.lr,
+        lr_schedule=args.lr_schedule,
+        objective=args.objective,
+        num_samples=args.num_samples,
+        activation=args.activation,
         seed=args.seed,
         out=args.out,
         tensorboard=args.tensorboard,
@@ -202,6 +208,19 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--architecture", choices=("mlp", "conv"), help="encoder/decoder kind")
     train.add_argument("--hidden", type=_hidden_sizes, help="MLP hidden layer widths, e.g. 500,500")
     train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001)")
+    train.add_argument(
+        "--lr-schedule",
+        choices=LEARNING_RATE_SCHEDULES,
+        default="constant",
+        help="constant, or cosine decay to 0 over all steps (constant)",
+    )
+    train.add_argument(
+        "--objective", choices=OBJECTIVE_NAMES, default="elbo", help="training bound (elbo)"
+    )
+    train.add_argument(
+        "--num-samples", type=int, default=1, help="latent samples per example and step (1)"
+    )
+    train.add_argument("--activation", default="relu", help="hidden activation (relu)")
     train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and data (0)")
     train.add_argument("--out", help="output folder (saved_models/<dataset>); replaced whole")
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")

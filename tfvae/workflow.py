@@ -15,16 +15,18 @@ new run replaces the whole folder.
 
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from tfvae import atomic, data, latent, likelihoods, networks, plots, validation
+from tfvae import atomic, data, latent, likelihoods, networks, objectives, plots, validation
 from tfvae.model import VAE
 
 ARCHITECTURES = ("mlp", "conv")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 
 
@@ -120,7 +122,12 @@ def _with_likelihood(recipe: Recipe, likelihood: str) -> Recipe:
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """One training run. Fields left None take the dataset recipe's default."""
+    """One training run. Fields left None take the dataset recipe's default.
+
+    `objective` and `num_samples` are `tfvae.VAE`'s (e.g. `"iwae"` with 5 samples);
+    `activation` is the hidden layers' (MLP and conv); `lr_schedule="cosine"` decays the
+    Adam learning rate from `learning_rate` to 0 along a half cosine over all steps.
+    """
 
     dataset: str = "digits"
     data_dir: str | None = None
@@ -131,6 +138,10 @@ class TrainConfig:
     architecture: str | None = None
     hidden: tuple[int, ...] | None = None
     learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    objective: str = "elbo"
+    num_samples: int = 1
+    activation: str = "relu"
     seed: int = 0
     out: str | None = None
     tensorboard: str | None = None
@@ -141,7 +152,11 @@ class TrainConfig:
             if getattr(self, name) is not None:
                 validation.positive_int(getattr(self, name), name)
         validation.positive_int(self.batch_size, "batch_size")
+        validation.positive_int(self.num_samples, "num_samples")
         validation.positive_float(self.learning_rate, "learning_rate")
+        validation.one_of(self.lr_schedule, LEARNING_RATE_SCHEDULES, "lr_schedule")
+        validation.one_of(self.objective, objectives.registry.names(), "objective")
+        keras.activations.get(self.activation)  # Fails early on an unknown name.
         if self.architecture is not None:
             validation.one_of(self.architecture, ARCHITECTURES, "architecture")
         if self.likelihood is not None:
@@ -165,24 +180,37 @@ def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
     return data.preprocess(x, scale=recipe.scale, binarize=recipe.binarize, seed=seed)
 
 
-def build_model(config: TrainConfig, recipe: Recipe) -> VAE:
-    """A VAE for `config` (resolved) and its data `recipe`, compiled for training."""
+def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -> VAE:
+    """A VAE for `config` (resolved) and its data `recipe`, compiled for training.
+
+    `steps` is the number of training steps, which a `"cosine"` schedule needs.
+    """
     likelihood = config.likelihood
     if likelihood == "binomial":
         likelihood = likelihoods.Binomial(total_count=recipe.total_count)
-    seeds = {"encoder": config.seed, "decoder": config.seed + 1}
+    activation = {"activation": config.activation}
+    encoder_seed, decoder_seed = {"seed": config.seed}, {"seed": config.seed + 1}
     if config.architecture == "conv":
-        encoder = networks.conv_encoder(seed=seeds["encoder"])
-        decoder = networks.conv_decoder(seed=seeds["decoder"])
+        encoder = networks.conv_encoder(**activation, **encoder_seed)
+        decoder = networks.conv_decoder(**activation, **decoder_seed)
     else:
-        encoder = networks.mlp_encoder(hidden=config.hidden, seed=seeds["encoder"])
-        decoder = networks.mlp_decoder(hidden=config.hidden, seed=seeds["decoder"])
+        encoder = networks.mlp_encoder(hidden=config.hidden, **activation, **encoder_seed)
+        decoder = networks.mlp_decoder(hidden=config.hidden, **activation, **decoder_seed)
     model = VAE(
-        encoder, decoder, latent_dim=config.latent_dim, likelihood=likelihood, seed=config.seed
+        encoder,
+        decoder,
+        latent_dim=config.latent_dim,
+        likelihood=likelihood,
+        objective=config.objective,
+        num_samples=config.num_samples,
+        seed=config.seed,
     )
-    model.compile(
-        optimizer=keras.optimizers.Adam(config.learning_rate), jit_compile=config.jit_compile
-    )
+    learning_rate = config.learning_rate
+    if config.lr_schedule == "cosine":
+        if steps is None:
+            raise ValueError("Expected the number of training steps for lr_schedule='cosine'.")
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=config.jit_compile)
     return model
 
 
@@ -201,7 +229,8 @@ def train(config: TrainConfig, verbose: int | None = None) -> Path:
     x_test, _ = data.load(config.dataset, split="test", data_dir=config.data_dir)
     recipe = recipe_for(config.dataset, x_train, config.likelihood)
     config = config.resolve(recipe)
-    model = build_model(config, recipe)
+    steps = config.epochs * math.ceil(len(x_train) / config.batch_size)
+    model = build_model(config, recipe, steps)
     dataset = data.make_dataset(
         x_train,
         batch_size=config.batch_size,

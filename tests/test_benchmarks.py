@@ -1,0 +1,94 @@
+"""The benchmark scripts run at toy sizes and write what benchmarks/README.md describes.
+
+These check the scripts' bookkeeping (rows, ratios, units), not speed: speed targets are
+measured by running the scripts in full, never asserted in tests.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+MNIST = BENCHMARKS.parent.parent / "shared" / "data" / "mnist"
+
+
+def run(script: str, *args) -> None:
+    completed = subprocess.run(
+        [sys.executable, str(BENCHMARKS / script), *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
+def test_train_throughput_rows(tmp_path):
+    out = tmp_path / "train.json"
+    run(
+        "train_throughput.py",
+        *("--models", "mlp_784-500-500-50", "--batch-sizes", "16", "--rounds", "2"),
+        *("--window-seconds", "0.05", "--peak-sizes", "128", "--out", out),
+    )
+    rows = json.loads(out.read_text())
+    assert [(r["batch_size"], r["jit_compile"]) for r in rows] == [(16, True), (16, False)]
+    # 784-500-500-50: three forward passes less the data's gradient in the first layer.
+    widths = [(784, 500), (500, 500), (500, 100), (50, 500), (500, 500), (500, 784)]
+    flops = 3 * sum(2 * a * b for a, b in widths) - 2 * 784 * 500
+    for row in rows:
+        assert row["mflop_per_example"] == pytest.approx(flops / 1e6)
+        assert len(row["window_rates"]) == 2
+        assert row["gflops_per_s"] == pytest.approx(row["examples_per_s"] * flops / 1e9)
+        assert row["matmul_peak_gflops"] == max(
+            row["tensorflow_peak_gflops"], row["onnxruntime_peak_gflops"]
+        )
+        assert row["peak_fraction"] == pytest.approx(
+            row["gflops_per_s"] / row["matmul_peak_gflops"]
+        )
+    assert rows[0]["xla_speedup"] == pytest.approx(
+        rows[0]["examples_per_s"] / rows[1]["examples_per_s"]
+    )
+
+
+def test_sampling_rows(tmp_path):
+    out = tmp_path / "sampling.json"
+    run(
+        "sampling.py",
+        *("--calls", "30", "--repeats", "2", "--predict-calls", "3"),
+        *("--peak-sizes", "128", "--out", out),
+    )
+    rows = json.loads(out.read_text())["rows"]
+    assert {r["model"] for r in rows} == {"mlp_784-500-500-50", "mlp_784-200-200-50"}
+    for row in rows:
+        assert 0 < row["p50_us"] <= row["p99_us"]
+        hidden = 500 if "500" in row["model"] else 200
+        flops = 2 * (50 * hidden + hidden * hidden + hidden * 784)
+        assert row["mflop_per_sample"] == pytest.approx(flops / 1e6)
+        assert row["batch_1024_gflops_per_s"] == pytest.approx(
+            row["batch_1024_samples_per_s"] * flops / 1e9
+        )
+    savedmodel = [r for r in rows if r["path"] == "SavedModel signature"]
+    assert [r["speedup_vs_savedmodel_p50"] for r in savedmodel] == [1.0, 1.0]
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason="needs MNIST in ../shared/data/mnist")
+def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
+    out = tmp_path / "nll.json"
+    out.write_text(json.dumps([{"name": "an earlier attempt"}]))
+    run(
+        "mnist_nll.py",
+        *("--epochs", "1", "--hidden", "32", "--num-samples", "2", "--eval-samples", "20"),
+        *("--name", "tiny", "--workdir", tmp_path, "--out", out, "--data-dir", MNIST),
+    )
+    runs = json.loads(out.read_text())
+    assert runs[0] == {"name": "an earlier attempt"} and len(runs) == 2
+    run_ = runs[1]
+    assert (run_["epochs"], run_["objective"], run_["eval_samples"]) == (1, "iwae", 20)
+    # The k=20 importance-weighted bound is above the ELBO (on average, over 10,000
+    # examples), and the NLL below the negative ELBO.
+    assert run_["test_nll_nats"] < -run_["test_elbo_nats"]
+    assert (tmp_path / "saved_models" / "tiny" / "model.keras").is_file()
+    assert (tmp_path / "saved_models" / "tiny" / "1" / "saved_model.pb").is_file()
+    assert (tmp_path / "export" / "tiny" / "manifest.json").is_file()

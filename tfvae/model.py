@@ -221,7 +221,7 @@ class VAE(keras.Model):
         """Calls a network, passing a checked condition, flattened, if there is one."""
         if condition is None:
             return network(inputs, training=training)
-        flat = tf.reshape(condition, [tf.shape(condition)[0], math.prod(self.condition_shape)])
+        flat = tf.reshape(condition, [-1, math.prod(self.condition_shape)])
         return network(inputs, condition=flat, training=training)
 
     def posterior_raw(self, x, condition=None, training=False) -> tf.Tensor:
@@ -240,7 +240,7 @@ class VAE(keras.Model):
             f"the encoder to output {width} values per example for posterior "
             f"{self.posterior.family!r} with latent_dim={self.latent_dim}",
         )
-        return tf.reshape(raw, [tf.shape(raw)[0], width])
+        return tf.reshape(raw, [-1, width])
 
     def posterior_parameters(self, x, condition=None, training=False) -> dict[str, tf.Tensor]:
         """The posterior's named parameters for x `(batch_size, *data_shape)`."""
@@ -282,7 +282,12 @@ class VAE(keras.Model):
             f"{self.data_shape} x {num_params} parameter(s) of likelihood "
             f"{self.likelihood.family!r})",
         )
-        raw = tf.reshape(raw, tf.concat([leading_shape, [*self.data_shape, num_params]], 0))
+        params_shape = [*self.data_shape, num_params]
+        if z.shape.rank is not None and z.shape.rank >= 2 and None not in z.shape[1:-1]:
+            # A constant shape: exported decoders then hold one Reshape, not a chain.
+            raw = tf.reshape(raw, [-1, *z.shape[1:-1], *params_shape])
+        else:
+            raw = tf.reshape(raw, tf.concat([leading_shape, params_shape], 0))
         return self.likelihood.parameters(raw)
 
     def decode(self, z, condition=None, training=False) -> tfd.Distribution:

@@ -35,6 +35,13 @@ def _widths(values, argument: str) -> tuple[int, ...]:
     return tuple(validation.positive_int(width, f"each of {argument}") for width in values)
 
 
+def _flat(inputs: tf.Tensor) -> tf.Tensor:
+    """`(B, ...)` inputs as `(B, prod(...))`, unchanged when already flat."""
+    if inputs.shape.rank == 2:
+        return inputs
+    return tf.reshape(inputs, [-1, math.prod(inputs.shape[1:])])
+
+
 def _validated_shape(shape, argument: str) -> tuple[int, ...] | None:
     if shape is None:
         return None
@@ -92,7 +99,7 @@ class SizedNetwork(keras.layers.Layer):
             raise ValueError(
                 f"{self.name} needs condition=, a (batch_size, {self.condition_size}) tensor."
             )
-        condition = tf.reshape(tf.cast(condition, h.dtype), [tf.shape(h)[0], self.condition_size])
+        condition = tf.reshape(tf.cast(condition, h.dtype), [-1, self.condition_size])
         return tf.concat([h, condition], axis=-1)
 
     def _initializer(self, index: int):
@@ -121,7 +128,8 @@ class SizedNetwork(keras.layers.Layer):
         return self.target_shape
 
     def _reshape_output(self, flat: tf.Tensor) -> tf.Tensor:
-        return tf.reshape(flat, [tf.shape(flat)[0], *self.target_shape])
+        # Constant shapes keep exported graphs to one Reshape (no Shape/Slice/Concat chain).
+        return tf.reshape(flat, [-1, *self.target_shape])
 
     def get_config(self):
         config = super().get_config()
@@ -174,7 +182,7 @@ class MLP(SizedNetwork):
         self.built = True
 
     def call(self, inputs, condition=None):
-        h = tf.reshape(inputs, [tf.shape(inputs)[0], -1])  # [B, prod(input_shape)]
+        h = _flat(inputs)  # [B, prod(input_shape)]
         h = self._with_condition(h, condition)  # [B, prod(input_shape) + condition_size]
         for layer in self.hidden_layers:
             h = layer(h)
@@ -238,7 +246,7 @@ class ConvEncoder(SizedNetwork):
         h = inputs
         for layer in self.conv_layers:
             h = layer(h)
-        h = self._with_condition(tf.reshape(h, [tf.shape(h)[0], -1]), condition)
+        h = self._with_condition(_flat(h), condition)
         return self._reshape_output(self.output_layer(h))
 
     def get_config(self):
@@ -311,7 +319,7 @@ class ConvDecoder(SizedNetwork):
 
     def call(self, inputs, condition=None):
         h = self.input_layer(self._with_condition(inputs, condition))
-        h = tf.reshape(h, [tf.shape(h)[0], *self.start_shape])
+        h = tf.reshape(h, [-1, *self.start_shape])
         for layer in self.deconv_layers:
             h = layer(h)
         # [B, H, W, C * K] -> [B, H, W, C, K]

@@ -15,6 +15,7 @@ The model is saved to `saved_models/NAME/` and exported to `export/NAME/` (ONNX)
 
 import argparse
 import datetime
+import json
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="where saved_models/NAME and export/NAME go (the repository)",
     )
     parser.add_argument("--out", help="JSON file to append to (results/mnist_nll.json)")
+    parser.add_argument(
+        "--evaluate-only",
+        action="store_true",
+        help="evaluate and export saved_models/NAME, trained before by this script with the "
+        "same options, without training again",
+    )
     return parser.parse_args(argv)
 
 
@@ -75,9 +82,14 @@ def main(argv=None) -> int:
         seed=args.seed,
         out=str(out),
     )
-    start = time.perf_counter()
-    workflow.train(config, verbose=2)
-    train_seconds = time.perf_counter() - start
+    timing = out / "train_seconds.json"  # written beside the model, read by --evaluate-only
+    if args.evaluate_only:
+        train_seconds = json.loads(timing.read_text()) if timing.is_file() else None
+    else:
+        start = time.perf_counter()
+        workflow.train(config, verbose=2)
+        train_seconds = time.perf_counter() - start
+        timing.write_text(json.dumps(train_seconds))
     start = time.perf_counter()
     metrics = workflow.evaluate(out, num_samples=args.eval_samples)
     eval_seconds = time.perf_counter() - start
@@ -97,7 +109,7 @@ def main(argv=None) -> int:
         "learning_rate": args.lr,
         "lr_schedule": args.lr_schedule,
         "epochs": args.epochs,
-        "train_minutes": train_seconds / 60,
+        "train_minutes": None if train_seconds is None else train_seconds / 60,
         "eval_samples": args.eval_samples,
         "eval_minutes": eval_seconds / 60,
         "test_nll_nats": metrics["nll"],

@@ -77,14 +77,18 @@ def test_sampling_rows(tmp_path):
 def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     out = tmp_path / "nll.json"
     out.write_text(json.dumps([{"name": "an earlier attempt"}]))
-    run(
-        "mnist_nll.py",
+    options = (
         *("--epochs", "1", "--hidden", "32", "--num-samples", "2", "--eval-samples", "20"),
         *("--name", "tiny", "--workdir", tmp_path, "--out", out, "--data-dir", MNIST),
     )
+    run("mnist_nll.py", *options)
+    run("mnist_nll.py", *options, "--evaluate-only")
     runs = json.loads(out.read_text())
-    assert runs[0] == {"name": "an earlier attempt"} and len(runs) == 2
-    run_ = runs[1]
+    assert runs[0] == {"name": "an earlier attempt"} and len(runs) == 3
+    run_, again = runs[1], runs[2]
+    # --evaluate-only evaluates the same model again, with the training time it took.
+    assert again["train_minutes"] == run_["train_minutes"] > 0
+    assert again["test_elbo_nats"] == pytest.approx(run_["test_elbo_nats"], abs=0.5)
     assert (run_["epochs"], run_["objective"], run_["eval_samples"]) == (1, "iwae", 20)
     # The k=20 importance-weighted bound is above the ELBO (on average, over 10,000
     # examples), and the NLL below the negative ELBO.

@@ -52,6 +52,18 @@ def test_train_throughput_rows(tmp_path):
     )
 
 
+def test_step_profile_rows(tmp_path):
+    out = tmp_path / "profile.json"
+    run("step_profile.py", "--batch-sizes", "8", "--calls", "3", "--out", out)
+    rows = json.loads(out.read_text())
+    assert [(r["batch_size"], r["jit_compile"]) for r in rows] == [(8, True), (8, False)]
+    for row in rows:
+        assert 0 < row["loss_and_gradients_ms"]
+        assert row["outside_loss_and_gradients_ms"] == pytest.approx(
+            row["fit_step_constant_data_ms"] - row["loss_and_gradients_ms"]
+        )
+
+
 def test_sampling_rows(tmp_path):
     out = tmp_path / "sampling.json"
     run(

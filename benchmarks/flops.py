@@ -14,8 +14,7 @@ else (activations, the likelihood, Adam's update) is not a matmul and is not cou
 Counting the graph the non-XLA step runs, rather than a formula per layer, counts the
 gradient ops TensorFlow really executes: ops whose results the outputs do not need are
 pruned, so the first layer's backward pass (no gradient with respect to the data) has one
-matmul, not two. `tests/test_benchmark_flops.py`
-checks this count against closed forms.
+matmul, not two. `tests/test_benchmark_flops.py` checks this count against closed forms.
 """
 
 import math

@@ -65,27 +65,27 @@ def main(argv=None) -> int:
     )
     workdir = Path(args.workdir)
     out = workdir / "saved_models" / name
-    config = workflow.TrainConfig(
-        dataset="mnist",
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        latent_dim=args.latent_dim,
-        likelihood="bernoulli",
-        architecture="mlp",
-        hidden=hidden,
-        learning_rate=args.lr,
-        lr_schedule=args.lr_schedule,
-        objective=args.objective,
-        num_samples=args.num_samples,
-        activation=args.activation,
-        seed=args.seed,
-        out=str(out),
-    )
     timing = out / "train_seconds.json"  # written beside the model, read by --evaluate-only
     if args.evaluate_only:
         train_seconds = json.loads(timing.read_text()) if timing.is_file() else None
     else:
+        config = workflow.TrainConfig(
+            dataset="mnist",
+            data_dir=args.data_dir,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            latent_dim=args.latent_dim,
+            likelihood="bernoulli",
+            architecture="mlp",
+            hidden=hidden,
+            learning_rate=args.lr,
+            lr_schedule=args.lr_schedule,
+            objective=args.objective,
+            num_samples=args.num_samples,
+            activation=args.activation,
+            seed=args.seed,
+            out=str(out),
+        )
         start = time.perf_counter()
         workflow.train(config, verbose=2)
         train_seconds = time.perf_counter() - start

@@ -188,14 +188,14 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     likelihood = config.likelihood
     if likelihood == "binomial":
         likelihood = likelihoods.Binomial(total_count=recipe.total_count)
-    activation = {"activation": config.activation}
-    encoder_seed, decoder_seed = {"seed": config.seed}, {"seed": config.seed + 1}
+    encoder_options = {"activation": config.activation, "seed": config.seed}
+    decoder_options = {"activation": config.activation, "seed": config.seed + 1}
     if config.architecture == "conv":
-        encoder = networks.conv_encoder(**activation, **encoder_seed)
-        decoder = networks.conv_decoder(**activation, **decoder_seed)
+        encoder = networks.conv_encoder(**encoder_options)
+        decoder = networks.conv_decoder(**decoder_options)
     else:
-        encoder = networks.mlp_encoder(hidden=config.hidden, **activation, **encoder_seed)
-        decoder = networks.mlp_decoder(hidden=config.hidden, **activation, **decoder_seed)
+        encoder = networks.mlp_encoder(hidden=config.hidden, **encoder_options)
+        decoder = networks.mlp_decoder(hidden=config.hidden, **decoder_options)
     model = VAE(
         encoder,
         decoder,

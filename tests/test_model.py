@@ -640,3 +640,148 @@ def test_mixed_precision_trains_with_float32_log_probabilities(jit_compile):
         assert history["elbo"][-1] > history["elbo"][0] + 1.0
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+# ---------------------------------------------------------------------------------------
+# The KL weight is state: it changes between steps without a recompile.
+# ---------------------------------------------------------------------------------------
+class _SetBetaAt(keras.callbacks.Callback):
+    """Assigns `model.beta = value` when epoch `epoch` begins."""
+
+    def __init__(self, epoch, value):
+        super().__init__()
+        self.epoch, self.value = epoch, value
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            self.model.beta = self.value
+
+
+def _assert_loss_is_the_weighted_elbo(history, betas):
+    """loss = -(reconstruction - beta_t kl), each epoch, recomputed from the reported terms."""
+    reconstruction = np.array(history["reconstruction"])
+    kl = np.array(history["kl"])
+    assert np.all(kl > 1e-3)  # otherwise beta would not show
+    expected = -(reconstruction - np.asarray(betas) * kl)
+    np.testing.assert_allclose(history["loss"], expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("use_mirrored", [False, True], ids=["one_device", "mirrored"])
+def test_beta_switched_from_zero_to_one_mid_fit_takes_effect(use_mirrored, request):
+    strategy = request.getfixturevalue("mirrored") if use_mirrored else tf.distribute.get_strategy()
+    x = _digit_like_data(64)
+    with strategy.scope():
+        vae = _small_vae(beta=0.0)
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    # One batch per epoch, so each epoch's metrics are one step's.
+    history = vae.fit(
+        x, batch_size=64, epochs=4, shuffle=False, verbose=0, callbacks=[_SetBetaAt(2, 1.0)]
+    ).history
+    _assert_loss_is_the_weighted_elbo(history, [0.0, 0.0, 1.0, 1.0])
+    np.testing.assert_allclose(history["loss"][:2], -np.array(history["reconstruction"][:2]))
+    np.testing.assert_allclose(history["loss"][2:], -np.array(history["elbo"][2:]), rtol=1e-4)
+    assert history["beta"] == [0.0, 0.0, 1.0, 1.0]
+    assert vae.beta == 1.0
+    evaluated = vae.evaluate(x, batch_size=64, verbose=0, return_dict=True)
+    np.testing.assert_allclose(evaluated["loss"], -evaluated["elbo"], rtol=1e-4)
+
+
+def test_linear_warmup_weights_each_step_by_its_own_beta():
+    warmup_steps = 4
+    vae = _small_vae(beta=tfvae.schedules.LinearWarmup(steps=warmup_steps))
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    history = vae.fit(_digit_like_data(32), batch_size=32, epochs=6, verbose=0).history
+    betas = [min(step / warmup_steps, 1.0) for step in range(6)]  # step t trains with t / N
+    np.testing.assert_allclose(history["beta"], betas, rtol=1e-6)
+    _assert_loss_is_the_weighted_elbo(history, betas)
+    assert int(vae.optimizer.iterations) == 6
+
+
+def test_a_schedule_assigned_mid_fit_takes_effect_at_the_next_step():
+    vae = _small_vae(beta=1.0)
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    schedule = tfvae.schedules.Cyclical(period=2, ramp_fraction=0.5, end=0.5)
+    history = vae.fit(
+        _digit_like_data(32),
+        batch_size=32,
+        epochs=4,
+        verbose=0,
+        callbacks=[_SetBetaAt(1, schedule), _SetBetaAt(3, 0.25)],
+    ).history
+    # Steps 1 and 2 follow the schedule (t mod 2 = 1: top, 0: bottom), step 3 the constant.
+    betas = [1.0, 0.5, 0.0, 0.25]
+    np.testing.assert_allclose(history["beta"], betas)
+    _assert_loss_is_the_weighted_elbo(history, betas)
+
+
+@pytest.mark.parametrize(
+    "beta",
+    [0.0, 2.5, tfvae.schedules.LinearWarmup(steps=7, start=0.5), tfvae.schedules.Cyclical(3)],
+)
+def test_beta_is_saved_with_the_model(tmp_path, beta):
+    vae = _small_vae()
+    vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+    vae.fit(_digit_like_data(32), batch_size=16, epochs=1, verbose=0)
+    vae.beta = beta  # assigned after construction, as a callback would
+    vae.save(tmp_path / "model.keras")
+    restored = keras.saving.load_model(tmp_path / "model.keras")
+    assert restored.beta == beta
+    assert float(restored.current_beta()) == pytest.approx(float(vae.current_beta()))
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (-0.5, r"beta to be a finite number >= 0. Received: beta=-0.5"),
+        (float("nan"), "beta=nan"),
+        ("exponential", r"Unknown beta schedule 'exponential'"),
+    ],
+)
+def test_assigning_a_bad_beta_is_rejected_and_keeps_the_old_one(value, match):
+    vae = _small_vae(beta=0.5)
+    with pytest.raises(ValueError, match=match):
+        vae.beta = value
+    assert vae.beta == 0.5
+
+
+def test_iwae_refuses_a_kl_weight():
+    vae = _small_vae(objective="iwae")
+    for value in (0.5, tfvae.schedules.LinearWarmup(steps=3)):
+        with pytest.raises(ValueError, match="'iwae' objective does not weight the KL"):
+            vae.beta = value
+    vae.beta = 1.0  # allowed
+
+
+# ---------------------------------------------------------------------------------------
+# Per-dimension KL and free bits.
+# ---------------------------------------------------------------------------------------
+def test_per_dimension_kl_is_the_closed_form_and_sums_to_the_kl():
+    x = _digit_like_data(16)
+    vae = _small_vae()
+    vae(x)
+    params = vae.posterior_parameters(x)
+    loc, scale = (params[k].numpy().astype(np.float64) for k in ("loc", "scale"))
+    terms = vae.elbo_terms(x, seed=0)
+    expected = 0.5 * (loc**2 + scale**2 - 1.0 - np.log(scale**2))  # KL(N(mu, s^2) || N(0, 1))
+    np.testing.assert_allclose(terms["kl_per_dimension"], expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        np.sum(terms["kl_per_dimension"], axis=1), terms["kl"], rtol=1e-5, atol=1e-6
+    )
+
+
+def test_monte_carlo_per_dimension_kl_sums_to_the_monte_carlo_kl():
+    x = _digit_like_data(8)
+    vae = _small_vae(kl="mc", num_samples=3)
+    vae(x)
+    terms = vae.elbo_terms(x, seed=4)
+    np.testing.assert_allclose(
+        np.sum(terms["kl_per_dimension"], axis=1), terms["kl"], rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("family", [{"posterior": "full_covariance"}, {"prior": "mixture"}])
+def test_free_bits_needs_factorized_families(family):
+    vae = _small_vae(objective=tfvae.objectives.ELBO(free_bits=0.5), **family)
+    vae.compile(optimizer="adam", jit_compile=False)
+    with pytest.raises(ValueError, match="needs per-dimension KLs"):
+        vae.fit(_digit_like_data(8), batch_size=8, epochs=1, verbose=0)

@@ -31,6 +31,7 @@ from tfvae import (
     posteriors,
     priors,
     random,
+    schedules,
     validation,
 )
 from tfvae.objectives import LatentTerms
@@ -59,8 +60,12 @@ class VAE(keras.Model):
         kl: `"analytic"` uses the closed-form KL where TFP registers one and Monte Carlo
             otherwise; `"mc"` always uses Monte Carlo over the step's latent samples.
         num_samples: latent samples L per example in each step.
-        beta: weight of the KL term in the `"elbo"` objective (1 is the ELBO).
-        objective: `"elbo"` or `"iwae"` (a name from `tfvae.objectives.registry`).
+        beta: weight of the KL term in the `"elbo"` objective (1 is the ELBO): a number
+            >= 0, or a schedule of the optimizer step (a `tfvae.schedules` name, instance
+            or config, e.g. `tfvae.schedules.LinearWarmup(steps=5000)`). It is state:
+            assigning `vae.beta` later takes effect at the next step (see `beta`).
+        objective: `"elbo"` or `"iwae"` (a name from `tfvae.objectives.registry`), or an
+            instance such as `tfvae.objectives.ELBO(free_bits=0.5)`.
         seed: integer seed of the model's two `keras.random.SeedGenerator`s (training
             noise; evaluation and sampling noise); None draws one.
         condition_shape: shape of a condition y (e.g. `(10,)` for one-hot labels) that
@@ -98,7 +103,6 @@ class VAE(keras.Model):
         latent_dim = validation.positive_int(latent_dim, "latent_dim")
         kl = validation.one_of(kl, ("analytic", "mc"), "kl")
         num_samples = validation.positive_int(num_samples, "num_samples")
-        beta = validation.non_negative_float(beta, "beta")
         seed = validation.optional_seed(seed)
         if condition_shape is not None:
             if isinstance(condition_shape, int | str) or not condition_shape:
@@ -113,11 +117,7 @@ class VAE(keras.Model):
         prior = priors.get(prior)
         posterior = posteriors.get(posterior)
         objective = objectives.get(objective)
-        if not objective.uses_beta and beta != 1.0:
-            raise ValueError(
-                f"The {objective.family!r} objective does not weight the KL, so it needs "
-                f"beta=1. Received: beta={beta!r}"
-            )
+        beta_schedule, beta_value = _checked_beta(beta, objective)
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -127,8 +127,16 @@ class VAE(keras.Model):
         self.posterior = posterior
         self.kl = kl
         self.num_samples = num_samples
-        self.beta = beta
         self.objective = objective
+        # The KL weight is a variable the compiled step reads (a Python float would be
+        # frozen at trace time), or a schedule of optimizer.iterations; saved either way.
+        self._beta_schedule = beta_schedule
+        self._beta_weight = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(beta_value),
+            trainable=False,
+            name="beta",
+        )
         self.seed = seed
         self.condition_shape = condition_shape
         # Two streams: training noise, and noise for evaluation and sampling, so that
@@ -178,6 +186,49 @@ class VAE(keras.Model):
     def prior(self) -> tfd.Distribution:
         """p(z), event shape `(latent_dim,)`."""
         return self.prior_layer.distribution()
+
+    # ------------------------------------------------------------------ KL weight
+
+    @property
+    def beta(self):
+        """The KL weight: a float, or the `tfvae.schedules.BetaSchedule` in use.
+
+        Assigning a number (>= 0) or a schedule takes effect at the next training step,
+        also from a callback in the middle of `fit` and under XLA or a distribution
+        strategy: a number is written to a variable the compiled step reads; a new
+        schedule makes Keras trace the step again. `current_beta()` gives the value.
+
+        Raises:
+            ValueError: for a negative or non-finite number, an unknown schedule, or beta
+                other than 1 with an objective that does not weight the KL (IWAE).
+        """
+        if self._beta_schedule is not None:
+            return self._beta_schedule
+        return float(self._beta_weight.numpy())
+
+    @beta.setter
+    def beta(self, value):
+        schedule, constant = _checked_beta(value, self.objective)
+        if schedule is None:
+            self._beta_weight.assign(constant)
+        if schedule != self._beta_schedule:
+            self._beta_schedule = schedule
+            self._retrace_compiled_steps()
+
+    def current_beta(self) -> tf.Tensor:
+        """The KL weight of the next training step, a float32 scalar tensor."""
+        if self._beta_schedule is None:
+            return tf.convert_to_tensor(self._beta_weight)
+        step = self.optimizer.iterations if self.optimizer is not None else 0
+        return tf.cast(self._beta_schedule(step), tf.float32)
+
+    def _retrace_compiled_steps(self) -> None:
+        """Rebuilds the compiled train and test steps that Keras made, so the next call
+        traces them again (`fit` reads `train_function` before every step)."""
+        if getattr(self, "train_function", None) is not None:
+            self.make_train_function(force=True)
+        if getattr(self, "test_function", None) is not None:
+            self.make_test_function(force=True)
 
     # ----------------------------------------------------------- distributions
 
@@ -352,7 +403,26 @@ class VAE(keras.Model):
         kl = self._analytic_kl(q, p) if self.kl == "analytic" else None
         if kl is None:
             kl = tf.reduce_mean(log_posterior - log_prior, axis=0)
-        return LatentTerms(log_likelihood, log_prior, log_posterior, kl)
+        kl_per_dimension = self._kl_per_dimension(params, z)
+        if kl_per_dimension is None and self.objective.needs_kl_per_dimension:
+            raise ValueError(
+                f"The objective {self.objective!r} needs per-dimension KLs, so a posterior "
+                "and prior that factorize over latent dimensions. Received: posterior="
+                f"{self.posterior.family!r}, prior={self.prior_layer.family!r}"
+            )
+        return LatentTerms(log_likelihood, log_prior, log_posterior, kl, kl_per_dimension)
+
+    def _kl_per_dimension(self, params, z):
+        """`(batch_size, latent_dim)` KL(q(z_d|x) || p(z_d)), or None if q or p does not
+        factorize; analytic or Monte Carlo over z `(L, batch_size, latent_dim)` as `kl`."""
+        q_marginals = self.posterior.marginals(params)  # batch [B, D]
+        p_marginals = self.prior_layer.marginals()  # batch [D]
+        if q_marginals is None or p_marginals is None:
+            return None
+        kl = self._analytic_kl(q_marginals, p_marginals) if self.kl == "analytic" else None
+        if kl is None:
+            kl = tf.reduce_mean(q_marginals.log_prob(z) - p_marginals.log_prob(z), axis=0)
+        return kl
 
     @staticmethod
     def _analytic_kl(q, p):
@@ -374,7 +444,9 @@ class VAE(keras.Model):
             training: passed to the networks.
 
         Returns:
-            A dict with `elbo`, `reconstruction` and `kl`, each `(batch_size,)`.
+            A dict with `elbo`, `reconstruction` and `kl`, each `(batch_size,)`, and
+            `kl_per_dimension` `(batch_size, latent_dim)` when q and p factorize over
+            latent dimensions (see `LatentTerms`).
         """
         num_samples = self.num_samples if num_samples is None else num_samples
         num_samples = validation.positive_int(num_samples, "num_samples")
@@ -382,12 +454,15 @@ class VAE(keras.Model):
             self.likelihood.check_support(x)
         seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
         terms = self._latent_terms(x, num_samples, seed, training, condition)
-        return {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+        result = {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
+        if terms.kl_per_dimension is not None:
+            result["kl_per_dimension"] = terms.kl_per_dimension
+        return result
 
-    def _per_example_metrics(self, x, seed, training, condition=None) -> dict[str, tf.Tensor]:
+    def _per_example_metrics(self, x, seed, training, condition, beta) -> dict[str, tf.Tensor]:
         terms = self._latent_terms(x, self.num_samples, seed, training, condition)
         return {
-            "loss": self.objective.loss(terms, self.beta),
+            "loss": self.objective.loss(terms, beta),
             "elbo": terms.elbo,
             "reconstruction": terms.reconstruction,
             "kl": terms.kl,
@@ -464,6 +539,7 @@ class VAE(keras.Model):
 
     def load_own_variables(self, store):
         saved = set(store.keys())
+        super().load_own_variables({key: store[key] for key in saved - set(self._SEED_STATES)})
         for name in self._SEED_STATES:
             if name in saved:  # files written before the states were saved lack them
                 getattr(self, name).state.assign(store[name])
@@ -496,10 +572,10 @@ class VAE(keras.Model):
             seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
         return seed
 
-    def _loss_and_gradients(self, x, condition, sample_weight, seed):
+    def _loss_and_gradients(self, x, condition, sample_weight, seed, beta):
         """Per-replica forward and backward pass: (per-example metrics, gradients)."""
         with tf.GradientTape() as tape:
-            per_example = self._per_example_metrics(x, seed, True, condition)
+            per_example = self._per_example_metrics(x, seed, True, condition, beta)
             losses = per_example["loss"]  # [B]
             if sample_weight is not None:
                 losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
@@ -514,16 +590,17 @@ class VAE(keras.Model):
 
     def train_step(self, data):
         x, condition, sample_weight = self._unpack(data)
+        beta = self.current_beta()
         per_example, gradients = self._compiled_loss_and_gradients(
-            x, condition, sample_weight, self._step_seed(self.seed_generator.next())
+            x, condition, sample_weight, self._step_seed(self.seed_generator.next()), beta
         )
         self.optimizer.apply(gradients, self.trainable_variables)
-        return self._update_metrics(per_example, sample_weight)
+        return {**self._update_metrics(per_example, sample_weight), "beta": beta}
 
     def test_step(self, data):
         x, condition, sample_weight = self._unpack(data)
         seed = self._step_seed(self._evaluation_seed())
-        per_example = self._per_example_metrics(x, seed, False, condition)
+        per_example = self._per_example_metrics(x, seed, False, condition, self.current_beta())
         return self._update_metrics(per_example, sample_weight)
 
     def _update_metrics(self, per_example, sample_weight):
@@ -630,7 +707,7 @@ class VAE(keras.Model):
             posterior=serialize(self.posterior),
             kl=self.kl,
             num_samples=self.num_samples,
-            beta=self.beta,
+            beta=self.beta if self._beta_schedule is None else serialize(self._beta_schedule),
             objective=serialize(self.objective),
             seed=self.seed,
             condition_shape=None if self.condition_shape is None else list(self.condition_shape),
@@ -643,3 +720,22 @@ class VAE(keras.Model):
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _checked_beta(beta, objective) -> tuple[schedules.BetaSchedule | None, float]:
+    """(schedule, constant) for a `beta` argument: a schedule and 0, or None and a number.
+
+    Raises:
+        ValueError: for a negative or non-finite number, an unknown schedule, or beta
+            other than 1 with an objective that does not weight the KL.
+    """
+    if isinstance(beta, str | dict | schedules.BetaSchedule):
+        schedule, constant = schedules.get(beta), 0.0
+    else:
+        schedule, constant = None, validation.non_negative_float(beta, "beta")
+    if not objective.uses_beta and (schedule is not None or constant != 1.0):
+        raise ValueError(
+            f"The {objective.family!r} objective does not weight the KL, so it needs "
+            f"beta=1. Received: beta={beta!r}"
+        )
+    return schedule, constant

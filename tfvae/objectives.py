@@ -6,7 +6,8 @@ whose gradient trains the model. Every reported quantity (ELBO, reconstruction, 
 from the same terms, so `train_step`, `test_step` and evaluation agree by construction.
 
 Objectives (`objective=` name):
-    - `"elbo"`: -(E_q[log p(x|z)] - beta KL(q(z|x) || p(z))), Kingma and Welling (2014).
+    - `"elbo"`: -(E_q[log p(x|z)] - beta KL(q(z|x) || p(z))), Kingma and Welling (2014),
+      optionally with free bits (`ELBO(free_bits=lambda)`, Kingma et al. 2016).
     - `"iwae"`: -log (1/L) sum_l p(x, z_l) / q(z_l|x), the importance-weighted bound of
       Burda, Grosse and Salakhutdinov (2015); tighter than the ELBO for L > 1.
 """
@@ -15,6 +16,7 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tfvae import validation
 from tfvae.registry import Registry
 
 
@@ -27,12 +29,16 @@ class LatentTerms(NamedTuple):
         log_posterior: `(num_samples, batch_size)` log q(z_l | x), nats.
         kl: `(batch_size,)` KL(q(z|x) || p(z)), analytic where TFP registers one,
             else the Monte Carlo mean of log q - log p over the same samples.
+        kl_per_dimension: `(batch_size, latent_dim)` KL(q(z_d|x) || p(z_d)) of each latent
+            dimension, summing to `kl`, when q and p both factorize over dimensions;
+            else None.
     """
 
     log_likelihood: tf.Tensor
     log_prior: tf.Tensor
     log_posterior: tf.Tensor
     kl: tf.Tensor
+    kl_per_dimension: tf.Tensor | None = None
 
     @property
     def reconstruction(self) -> tf.Tensor:
@@ -61,8 +67,11 @@ class Objective:
     family: str = ""  # the registered name, set by the registry
     #: Whether the objective weights the KL by `beta` (the model rejects beta != 1 if not).
     uses_beta: bool = True
+    #: Whether the loss reads `LatentTerms.kl_per_dimension` (factorized q and p only).
+    needs_kl_per_dimension: bool = False
 
-    def loss(self, terms: LatentTerms, beta: float) -> tf.Tensor:
+    def loss(self, terms: LatentTerms, beta) -> tf.Tensor:
+        """The `(batch_size,)` loss; `beta` is the KL weight, a float or scalar tensor."""
         raise NotImplementedError
 
     def get_config(self) -> dict:
@@ -81,14 +90,39 @@ registry = Registry("objective", Objective)
 
 @registry.register("elbo")
 class ELBO(Objective):
-    """The negative (beta-weighted) evidence lower bound.
+    """The negative (beta-weighted) evidence lower bound, optionally with free bits.
 
     Mathematical details: loss = -(E_q[log p(x|z)] - beta KL(q || p)); beta = 1 is the
-    ELBO, beta > 1 the beta-VAE of Higgins et al. (2017).
+    ELBO, beta > 1 the beta-VAE of Higgins et al. (2017). With free bits lambda > 0
+    (Kingma et al. 2016) the KL term becomes sum_d max(lambda, mean_batch KL_d), where
+    KL_d = KL(q(z_d|x) || p(z_d)) is averaged over the (per-replica) batch: a dimension
+    whose average KL is below lambda nats costs lambda and gets no gradient from the KL,
+    so the encoder is not pushed to collapse it onto the prior. The same batch-level
+    term is added to every example's loss.
+
+    Args:
+        free_bits: lambda, nats per latent dimension (>= 0; 0 is the plain ELBO). Needs a
+            posterior and prior that factorize over dimensions (diagonal normal, standard
+            normal).
     """
 
+    def __init__(self, free_bits: float = 0.0):
+        self.free_bits = validation.non_negative_float(free_bits, "free_bits")
+        self.needs_kl_per_dimension = self.free_bits > 0
+
     def loss(self, terms, beta):
-        return -(terms.reconstruction - beta * terms.kl)
+        kl = terms.kl
+        if self.free_bits > 0:
+            batch_kl = tf.reduce_mean(terms.kl_per_dimension, axis=0)  # [D]
+            clamped = tf.reduce_sum(tf.maximum(batch_kl, self.free_bits))  # []
+            kl = tf.broadcast_to(clamped, tf.shape(terms.kl))  # [B]
+        return -(terms.reconstruction - tf.cast(beta, kl.dtype) * kl)
+
+    def get_config(self):
+        return {"free_bits": self.free_bits}
+
+    def __repr__(self):
+        return f"ELBO(free_bits={self.free_bits!r})"
 
 
 @registry.register("iwae")

@@ -48,6 +48,11 @@ class Posterior:
         """Maps standard normal `noise` `(num_samples, batch_size, latent_dim)` to z ~ q."""
         raise NotImplementedError
 
+    def marginals(self, params: dict) -> tfd.Distribution | None:
+        """q(z_d|x) of each dimension, batch `(batch_size, latent_dim)`, when q factorizes
+        over dimensions (so per-dimension KLs sum to the KL); else None."""
+        return None
+
     def _positive(self, raw: tf.Tensor) -> tf.Tensor:
         return tf.math.softplus(raw) + self.min_scale
 
@@ -90,6 +95,9 @@ class DiagonalNormal(Posterior):
 
     def reparameterize(self, params, noise):
         return params["loc"] + params["scale"] * noise
+
+    def marginals(self, params):
+        return tfd.Normal(loc=params["loc"], scale=params["scale"])
 
 
 @registry.register("full_covariance")

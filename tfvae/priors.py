@@ -36,6 +36,11 @@ class Prior(keras.layers.Layer):
         """The prior's constrained parameters as arrays, for manifests and the runtime."""
         return {}
 
+    def marginals(self) -> tfd.Distribution | None:
+        """p(z_d) of each dimension, batch `(latent_dim,)`, when p factorizes over
+        dimensions (so per-dimension KLs sum to the KL); else None."""
+        return None
+
     def sample(self, num_samples, seed) -> tf.Tensor:
         """Draws `(num_samples, latent_dim)` latents from a stateless `(2,)` seed."""
         return self.distribution().sample(num_samples, seed=tf.cast(seed, tf.int32))
@@ -54,6 +59,10 @@ class StandardNormal(Prior):
 
     def sample(self, num_samples, seed):
         return random.standard_normal([num_samples, self.latent_dim], seed)
+
+    def marginals(self):
+        zeros = tf.zeros([self.latent_dim])
+        return tfd.Normal(loc=zeros, scale=tf.ones_like(zeros))
 
 
 @registry.register("mixture")

@@ -117,6 +117,7 @@ def test_manifest_records_the_model(tmp_path):
         "parameters": ["logits"],
         "constants": {"total_count": 16},
     }
+        "support": {"low": 0.0, "high": 16.0, "integer": True},
     assert manifest["posterior"]["family"] == "full_covariance"
     prior = manifest["prior"]
     assert prior["family"] == "mixture"

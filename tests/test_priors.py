@@ -188,3 +188,15 @@ def test_initial_mixture_scales_are_one(min_scale):
     # to 0.99999994 (one unit in the last place below 1) for some entries at min_scale=1e-3
     # (reported as a library bug); one ulp is the tolerance until that is fixed.
     np.testing.assert_array_max_ulp(scales, np.ones_like(scales), maxulp=1)
+
+
+@pytest.mark.parametrize("seed_value", [0, 1, None])
+def test_initial_mixture_means_are_standard_normal_draws(seed_value):
+    """The component means start as N(0, I) draws (Keras's RandomNormal defaults to 0.05)."""
+    locs = built_mixture(num_components=100, latent_dim=8, seed_value=seed_value).locs.numpy()
+
+    # 800 draws: the sample sd of N(0, 1) is within 20% of 1, and the mean within
+    # 4 / sqrt(800) = 0.14 of 0, with overwhelming probability.
+    assert locs.shape == (100, 8)
+    assert locs.std() == pytest.approx(1.0, rel=0.2)
+    assert abs(locs.mean()) < NUM_SE / np.sqrt(locs.size)

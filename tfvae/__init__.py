@@ -1,11 +1,14 @@
 """tfvae: variational autoencoders for Keras 3 and TensorFlow Probability.
 
 The public API is loaded lazily: `import tfvae` is cheap, and `import tfvae.runtime`
-(numpy + onnxruntime) never imports TensorFlow.
+(numpy + onnxruntime) never imports TensorFlow. tfvae's Keras classes are registered as
+soon as Keras is loaded (see `tfvae._registration`), so `keras.saving.load_model` finds
+them after `import tfvae, keras` in either order.
 """
 
 import importlib
 
+from tfvae import _registration
 from tfvae._backend import ensure_tensorflow_backend
 
 # Before any submodule imports Keras; this imports neither Keras nor TensorFlow.
@@ -20,6 +23,8 @@ _LAZY_ATTRIBUTES = {
 }
 _LAZY_MODULES = (
     "atomic",
+    "callbacks",
+    "checkpoints",
     "cli",
     "data",
     "export",
@@ -29,11 +34,13 @@ _LAZY_MODULES = (
     "model",
     "networks",
     "objectives",
+    "outputs",
     "plots",
     "posteriors",
     "priors",
     "random",
     "runtime",
+    "schedules",
     "workflow",
 )
 
@@ -50,3 +57,8 @@ def __getattr__(name: str):
 
 def __dir__():
     return __all__
+
+
+# So that `keras.saving.load_model` finds tfvae's classes after `import tfvae` and
+# `import keras` in either order; imports neither Keras nor TensorFlow itself.
+_registration.register_now_or_on_import()

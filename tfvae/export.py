@@ -308,3 +308,4 @@ def _manifest(
         "files": {path.name: _sha256(path.read_bytes()) for path in sorted(bundle.glob("*.onnx"))},
         "parity": {"atol": atol, "max_abs_error": errors},
     }
+            "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import validation
+from tfvae import dtypes, validation
 from tfvae.registry import Registry
 
 tfd = tfp.distributions
@@ -31,13 +31,12 @@ class Likelihood:
     """Base class of the likelihood families.
 
     Subclasses set `param_names` and implement `_distribution(params)` (elementwise) and
-    `in_support(x)`; `num_params = len(param_names)` is how many decoder outputs each
+    `support_bounds()`; `num_params = len(param_names)` is how many decoder outputs each
     data dimension needs.
     """
 
     family: str = ""  # the registered name, set by the registry
     param_names: tuple[str, ...] = ()
-    support: str = ""
 
     @property
     def num_params(self) -> int:
@@ -48,9 +47,10 @@ class Likelihood:
         """Maps raw decoder outputs `(..., *data_shape, num_params)` to named parameters.
 
         Returns:
-            A dict `name -> (..., *data_shape)` float32 tensor, one per `param_names`.
+            A dict `name -> (..., *data_shape)` float32 tensor (float64 when the decoder
+            computes in float64), one per `param_names`.
         """
-        raw = tf.cast(raw, tf.float32)
+        raw = dtypes.at_least_float32(raw)  # float32 under mixed precision, float64 kept
         return {name: self._constrain(name, raw[..., i]) for i, name in enumerate(self.param_names)}
 
     def _constrain(self, name: str, value: tf.Tensor) -> tf.Tensor:
@@ -75,9 +75,49 @@ class Likelihood:
         """E[x|z] elementwise, `(..., *data_shape)`, in ops that convert to ONNX."""
         return self._distribution(params).mean()
 
-    def in_support(self, x) -> tf.Tensor:
-        """Elementwise boolean: does each entry of `x` lie in the support?"""
+    def support_bounds(self) -> dict:
+        """The support of one data value, as plain data: the one declaration of it.
+
+        `in_support`, the `support` text, the export manifest and the ONNX runtime's
+        input check all read it.
+
+        Returns:
+            `{"low": float or None, "high": float or None, "integer": bool}`: values are
+            finite, `low <= x <= high` (None: unbounded on that side) and, when
+            `integer`, whole numbers.
+        """
         raise NotImplementedError
+
+    @property
+    def support(self) -> str:
+        """The support in words, e.g. `"in [0, 1]"`, as in "needs x in [0, 1]"."""
+        bounds = self.support_bounds()
+        low, high = bounds["low"], bounds["high"]
+        if low is not None and high is not None:
+            where = f"in [{low:g}, {high:g}]"
+        elif low is not None:
+            where = f">= {low:g}"
+        elif high is not None:
+            where = f"<= {high:g}"
+        else:
+            where = ""
+        if bounds["integer"]:
+            return f"to be integers {where}".rstrip()
+        if low is None or high is None:
+            return f"finite and {where}" if where else "finite"
+        return where
+
+    def in_support(self, x) -> tf.Tensor:
+        """Elementwise boolean: does each entry of float `x` lie in the support?"""
+        bounds = self.support_bounds()
+        inside = tf.math.is_finite(x)
+        if bounds["low"] is not None:
+            inside &= x >= bounds["low"]
+        if bounds["high"] is not None:
+            inside &= x <= bounds["high"]
+        if bounds["integer"]:
+            inside &= tf.equal(x, tf.round(x))
+        return inside
 
     def check_support(self, x, argument: str = "x") -> None:
         """Raises a ValueError when any entry of `x` lies outside the support.
@@ -85,7 +125,7 @@ class Likelihood:
         Runs eagerly on numpy arrays or eager tensors (the public boundaries); the
         compiled training step does not re-check.
         """
-        x = tf.cast(tf.convert_to_tensor(x), tf.float32)
+        x = dtypes.at_least_float32(x)
         inside = self.in_support(x)
         if not bool(tf.reduce_all(inside)):
             values = x.numpy()
@@ -125,10 +165,8 @@ class Likelihood:
 registry = Registry("likelihood", Likelihood)
 
 
-def _in_unit_interval(x) -> tf.Tensor:
-    return (x >= 0.0) & (x <= 1.0)
-
-
+_UNIT_INTERVAL = {"low": 0.0, "high": 1.0, "integer": False}
+_FINITE = {"low": None, "high": None, "integer": False}
 _UNIT_HINT = (
     "Hint: scale grey levels to [0, 1] (e.g. x / 255) or binarize them "
     "(tfvae.data.make_dataset(..., binarize='dynamic'))."
@@ -146,13 +184,13 @@ class Bernoulli(Likelihood):
     """
 
     param_names = ("logits",)
-    support = "in [0, 1]"
+
+    def support_bounds(self):
+        # [0, 1], not {0, 1}: grey levels are accepted (the cross-entropy objective).
+        return dict(_UNIT_INTERVAL)
 
     def _distribution(self, params):
-        return tfd.Bernoulli(logits=params["logits"], dtype=tf.float32)
-
-    def in_support(self, x):
-        return _in_unit_interval(x)
+        return tfd.Bernoulli(logits=params["logits"], dtype=params["logits"].dtype)
 
     def _support_hint(self):
         return _UNIT_HINT
@@ -168,7 +206,9 @@ class ContinuousBernoulli(Likelihood):
     """
 
     param_names = ("logits",)
-    support = "in [0, 1]"
+
+    def support_bounds(self):
+        return dict(_UNIT_INTERVAL)
 
     def _distribution(self, params):
         return tfd.ContinuousBernoulli(logits=params["logits"])
@@ -187,15 +227,8 @@ class ContinuousBernoulli(Likelihood):
         series = 0.5 + logits / 12.0 - logits**3 / 720.0
         return tf.where(small, series, closed_form)
 
-    def in_support(self, x):
-        return _in_unit_interval(x)
-
     def _support_hint(self):
         return _UNIT_HINT
-
-
-def _finite(x) -> tf.Tensor:
-    return tf.math.is_finite(x)
 
 
 @registry.register("gaussian")
@@ -210,16 +243,15 @@ class Gaussian(Likelihood):
     """
 
     param_names = ("loc",)
-    support = "finite"
 
     def __init__(self, scale: float = 1.0):
         self.scale = validation.positive_float(scale, "scale")
 
+    def support_bounds(self):
+        return dict(_FINITE)
+
     def _distribution(self, params):
         return tfd.Normal(loc=params["loc"], scale=self.scale)
-
-    def in_support(self, x):
-        return _finite(x)
 
     def constants(self):
         return {"scale": self.scale}
@@ -241,10 +273,12 @@ class GaussianLearnedScale(Likelihood):
     """
 
     param_names = ("loc", "scale")
-    support = "finite"
 
     def __init__(self, min_scale: float = 1e-3):
         self.min_scale = validation.positive_float(min_scale, "min_scale")
+
+    def support_bounds(self):
+        return dict(_FINITE)
 
     def _constrain(self, name, value):
         if name == "scale":
@@ -253,9 +287,6 @@ class GaussianLearnedScale(Likelihood):
 
     def _distribution(self, params):
         return tfd.Normal(loc=params["loc"], scale=params["scale"])
-
-    def in_support(self, x):
-        return _finite(x)
 
     def get_config(self):
         return {"min_scale": self.min_scale}
@@ -278,15 +309,11 @@ class Binomial(Likelihood):
     def __init__(self, total_count: int = 16):
         self.total_count = validation.positive_int(total_count, "total_count")
 
-    @property
-    def support(self) -> str:
-        return f"to be integers in [0, {self.total_count}]"
+    def support_bounds(self):
+        return {"low": 0.0, "high": float(self.total_count), "integer": True}
 
     def _distribution(self, params):
         return tfd.Binomial(total_count=float(self.total_count), logits=params["logits"])
-
-    def in_support(self, x):
-        return (x >= 0.0) & (x <= float(self.total_count)) & tf.equal(x, tf.round(x))
 
     def _support_hint(self):
         return "Hint: pass counts unscaled, or set total_count to the largest count."

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import random, validation
+from tfvae import dtypes, random, validation
 from tfvae.registry import Registry
 
 tfd = tfp.distributions
@@ -54,14 +54,15 @@ class StandardNormal(Prior):
     """The standard normal prior N(0, I)."""
 
     def distribution(self):
-        zeros = tf.zeros([self.latent_dim])
+        zeros = tf.zeros([self.latent_dim], dtypes.log_prob_dtype(self.compute_dtype))
         return tfd.MultivariateNormalDiag(loc=zeros, scale_diag=tf.ones_like(zeros))
 
     def sample(self, num_samples, seed):
-        return random.standard_normal([num_samples, self.latent_dim], seed)
+        dtype = dtypes.log_prob_dtype(self.compute_dtype)
+        return random.standard_normal([num_samples, self.latent_dim], seed, dtype=dtype)
 
     def marginals(self):
-        zeros = tf.zeros([self.latent_dim])
+        zeros = tf.zeros([self.latent_dim], dtypes.log_prob_dtype(self.compute_dtype))
         return tfd.Normal(loc=zeros, scale=tf.ones_like(zeros))
 
 
@@ -97,7 +98,10 @@ class Mixture(Prior):
             shape=(self.num_components,), initializer="zeros", name="logits"
         )
         self.locs = self.add_weight(
-            shape=shape, initializer=keras.initializers.RandomNormal(seed=self.seed), name="locs"
+            shape=shape,
+            # N(0, I), as documented: Keras's RandomNormal defaults to stddev=0.05.
+            initializer=keras.initializers.RandomNormal(stddev=1.0, seed=self.seed),
+            name="locs",
         )
         self.raw_scales = self.add_weight(
             shape=shape,
@@ -107,13 +111,13 @@ class Mixture(Prior):
         )
 
     def _scales(self) -> tf.Tensor:
-        return tf.math.softplus(tf.cast(self.raw_scales, tf.float32)) + self.min_scale
+        return tf.math.softplus(dtypes.at_least_float32(self.raw_scales)) + self.min_scale
 
     def distribution(self):
         return tfd.MixtureSameFamily(
-            mixture_distribution=tfd.Categorical(logits=tf.cast(self.logits, tf.float32)),
+            mixture_distribution=tfd.Categorical(logits=dtypes.at_least_float32(self.logits)),
             components_distribution=tfd.MultivariateNormalDiag(
-                loc=tf.cast(self.locs, tf.float32), scale_diag=self._scales()
+                loc=dtypes.at_least_float32(self.locs), scale_diag=self._scales()
             ),
         )
 

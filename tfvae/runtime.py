@@ -10,6 +10,10 @@ The bundle is a folder written by `tfvae.export.export_model`: `decoder.onnx`,
 the manifest's checksum and every file's SHA-256 before it opens a session, so a missing
 or altered file is refused with its name. z ~ p(z) and x ~ p(x|z) are drawn in numpy from
 the parameters the ONNX decoder computes, for every likelihood family.
+
+Inputs are checked at every public call: z, x and conditions must be finite, and x must
+lie in the likelihood's support as the manifest records it (`support_bounds()` of the
+family in `tfvae.likelihoods`); a ValueError names the argument.
 """
 
 import hashlib
@@ -37,6 +41,44 @@ class BundleError(ValueError):
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _first_offender(value: np.ndarray, bad: np.ndarray) -> str:
+    index = tuple(int(i) for i in np.argwhere(bad)[0])
+    return f"{value[index]:g} at index {index}"
+
+
+def _check_finite(value: np.ndarray, argument: str) -> None:
+    """Raises a ValueError naming `argument` when `value` has a NaN or an infinity."""
+    bad = ~np.isfinite(value)
+    if bad.any():
+        raise ValueError(
+            f"Expected {argument} to be finite. Received: {argument} with "
+            f"{np.count_nonzero(bad)} non-finite entries ({_first_offender(value, bad)})"
+        )
+
+
+def in_support(x: np.ndarray, bounds: dict) -> np.ndarray:
+    """Elementwise: is each entry of `x` in the support that `bounds` describes?
+
+    Args:
+        x: an array of data values.
+        bounds: a likelihood's `support_bounds()`, as the manifest records it:
+            `{"low": float or None, "high": float or None, "integer": bool}`.
+
+    Returns:
+        A boolean array shaped like `x`; False for NaN and infinities.
+    """
+    x = np.asarray(x)
+    with np.errstate(invalid="ignore"):
+        inside = np.isfinite(x)
+        if bounds["low"] is not None:
+            inside &= x >= bounds["low"]
+        if bounds["high"] is not None:
+            inside &= x <= bounds["high"]
+        if bounds["integer"]:
+            inside &= x == np.round(x)
+    return inside
 
 
 def _sigmoid(logits: np.ndarray) -> np.ndarray:
@@ -164,7 +206,22 @@ class Sampler:
                 f"Expected z of shape (batch_size, latent_dim={self.latent_dim}). "
                 f"Received: z.shape={z.shape}"
             )
+        _check_finite(z, "z")
         return z
+
+    def _check_x(self, x: np.ndarray, argument: str) -> None:
+        """Raises a ValueError naming `argument` unless `x` is finite and in the support."""
+        _check_finite(x, argument)
+        bounds = self._likelihood.get("support")  # absent from older bundles
+        if bounds is not None:
+            outside = ~in_support(x, bounds)
+            if outside.any():
+                raise ValueError(
+                    f"Expected {argument} in the support of the "
+                    f"{self._likelihood['family']!r} likelihood: {_describe(bounds)}. "
+                    f"Received: {argument} with {np.count_nonzero(outside)} entries outside "
+                    f"it ({_first_offender(x, outside)})"
+                )
 
     def _feeds(self, name: str, value: np.ndarray, condition) -> dict[str, np.ndarray]:
         """ONNX inputs: `name`, and `condition` broadcast to `(n, *condition_shape)`."""
@@ -178,6 +235,7 @@ class Sampler:
                 f"{self.condition_shape} or (n, *{self.condition_shape})."
             )
         condition = np.asarray(condition, dtype=np.float32)
+        _check_finite(condition, "condition")
         batch_shape = (len(value), *self.condition_shape)
         if condition.shape == self.condition_shape:  # one condition for the whole batch
             condition = np.broadcast_to(condition, batch_shape)
@@ -191,7 +249,11 @@ class Sampler:
 
     def decode(self, z, condition=None) -> dict[str, np.ndarray]:
         """Likelihood parameters and `mean`, each `(n, *data_shape)`, for z `(n, latent_dim)`
-        (and the condition, for a conditional model)."""
+        (and the condition, for a conditional model).
+
+        Raises:
+            ValueError: z or the condition has the wrong shape or a NaN or infinity.
+        """
         feeds = self._feeds("z", self._checked_z(z), condition)
         return dict(zip(self._decoder_outputs, self._decoder.run(None, feeds), strict=True))
 
@@ -236,16 +298,29 @@ class Sampler:
 
         The scale is `(n, latent_dim)` standard deviations for a diagonal posterior and
         the `(n, latent_dim, latent_dim)` Cholesky factor for a full-covariance one.
+
+        Raises:
+            ValueError: the bundle has no encoder; or x or the condition has the wrong
+                shape or a NaN or infinity; or x lies outside the likelihood's support
+                (e.g. 0.5 for a binomial, 1.5 for a Bernoulli).
         """
-        if self._encoder is None:
-            raise ValueError(
-                "This bundle has no encoder: export with components=('decoder', 'encoder')."
-            )
+        self._require_encoder()
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.data_shape:
             raise ValueError(
                 f"Expected x of shape (batch_size, *{self.data_shape}). Received: x.shape={x.shape}"
             )
+        self._check_x(x, "x")
+        return self._encode(x, condition)
+
+    def _require_encoder(self) -> None:
+        if self._encoder is None:
+            raise ValueError(
+                "This bundle has no encoder: export with components=('decoder', 'encoder')."
+            )
+
+    def _encode(self, x: np.ndarray, condition) -> tuple[np.ndarray, np.ndarray]:
+        """`encode` without the checks of x."""
         feeds = self._feeds("x", x, condition)
         params = dict(zip(self._encoder_outputs, self._encoder.run(None, feeds), strict=True))
         scale = params["scale"] if "scale" in params else params["scale_tril"]
@@ -264,10 +339,33 @@ class Sampler:
 
         Returns:
             `(steps, *data_shape)`, from the reconstruction of `x_a` to that of `x_b`.
+
+        Raises:
+            ValueError: as `encode`, naming `x_a` or `x_b`.
         """
-        loc, _ = self.encode(np.stack([np.asarray(x_a), np.asarray(x_b)]), condition)
+        self._require_encoder()
+        ends = {"x_a": np.asarray(x_a, dtype=np.float32), "x_b": np.asarray(x_b, dtype=np.float32)}
+        for argument, x in ends.items():
+            if x.shape != self.data_shape:
+                raise ValueError(
+                    f"Expected {argument} of shape {self.data_shape}. "
+                    f"Received: {argument}.shape={x.shape}"
+                )
+            self._check_x(x, argument)
+        loc, _ = self._encode(np.stack(list(ends.values())), condition)
         path = latent.latent_path(loc[0], loc[1], steps, method).astype(np.float32)
         return self.mean(path, condition)
+
+
+def _describe(bounds: dict) -> str:
+    """Support bounds in words: "integers in [0, 16]", "reals in [0, 1]", "finite reals"."""
+    kind = "integers" if bounds["integer"] else "reals"
+    low, high = bounds["low"], bounds["high"]
+    if low is None and high is None:
+        return f"finite {kind}"
+    low = "-inf" if low is None else f"{low:g}"
+    high = "inf" if high is None else f"{high:g}"
+    return f"{kind} in [{low}, {high}]"
 
 
 def _verified_manifest(bundle: Path) -> dict:

@@ -24,6 +24,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import (
+    dtypes,
     inference,
     likelihoods,
     networks,
@@ -251,7 +252,9 @@ class VAE(keras.Model):
                 "This conditional model needs a condition of shape (batch_size, "
                 f"*{self.condition_shape}): pass condition=..., or (x, y) to fit."
             )
-        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+        condition = tf.cast(
+            tf.convert_to_tensor(condition), dtypes.log_prob_dtype(self.compute_dtype)
+        )
         expected = (batch_size, *self.condition_shape)
         shape = condition.shape
         if shape.rank is not None and (
@@ -307,7 +310,7 @@ class VAE(keras.Model):
     def likelihood_parameters(self, z, condition=None, training=False) -> dict[str, tf.Tensor]:
         """The likelihood's named parameters, each `(*z.shape[:-1], *data_shape)`."""
         self._require_built("decode")
-        z = tf.cast(tf.convert_to_tensor(z), tf.float32)
+        z = tf.cast(tf.convert_to_tensor(z), dtypes.log_prob_dtype(self.decoder.compute_dtype))
         if z.shape.rank is not None and (
             z.shape.rank < 1 or z.shape[-1] not in (None, self.latent_dim)
         ):
@@ -381,7 +384,7 @@ class VAE(keras.Model):
         Returns:
             `LatentTerms` with `(L, batch_size)` log densities and the `(batch_size,)` KL.
         """
-        x = tf.cast(x, tf.float32)
+        x = tf.cast(x, dtypes.log_prob_dtype(self.encoder.compute_dtype))
         params = self.posterior_parameters(x, condition, training=training)
         return self.latent_terms_given(x, params, num_samples, seed, training, condition)
 
@@ -394,7 +397,11 @@ class VAE(keras.Model):
         their own (refined per point, or reused across chunks of samples).
         """
         q = self.posterior.distribution(params)
-        noise = random.standard_normal([num_samples, tf.shape(x)[0], self.latent_dim], seed)
+        dtype = q.dtype  # float32, or float64 for an encoder computing in float64
+        x = tf.cast(x, dtype)
+        noise = random.standard_normal(
+            [num_samples, tf.shape(x)[0], self.latent_dim], seed, dtype=dtype
+        )
         z = self.posterior.reparameterize(params, noise)  # [L, B, D]
         log_likelihood = self.decode(z, condition, training=training).log_prob(x)  # [L, B]
         p = self.prior

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import validation
+from tfvae import dtypes, validation
 from tfvae.registry import Registry
 
 tfd = tfp.distributions
@@ -37,7 +37,8 @@ class Posterior:
         raise NotImplementedError
 
     def parameters(self, raw: tf.Tensor, latent_dim: int) -> dict[str, tf.Tensor]:
-        """Maps raw encoder outputs `(batch_size, param_size)` to named float32 parameters."""
+        """Maps raw encoder outputs `(batch_size, param_size)` to named float32 parameters
+        (float64 when the encoder computes in float64)."""
         raise NotImplementedError
 
     def distribution(self, params: dict) -> tfd.Distribution:
@@ -87,7 +88,7 @@ class DiagonalNormal(Posterior):
         return 2 * latent_dim
 
     def parameters(self, raw, latent_dim):
-        raw = tf.cast(raw, tf.float32)
+        raw = dtypes.at_least_float32(raw)  # float32 under mixed precision, float64 kept
         return {"loc": raw[:, :latent_dim], "scale": self._positive(raw[:, latent_dim:])}
 
     def distribution(self, params):
@@ -121,7 +122,7 @@ class FullCovariance(Posterior):
         return latent_dim + latent_dim * (latent_dim + 1) // 2
 
     def parameters(self, raw, latent_dim):
-        raw = tf.cast(raw, tf.float32)
+        raw = dtypes.at_least_float32(raw)  # float32 under mixed precision, float64 kept
         loc = raw[:, :latent_dim]
         diagonal = self._positive(raw[:, latent_dim : 2 * latent_dim])  # [B, D]
         off_diagonal = raw[:, 2 * latent_dim :]  # [B, D (D - 1) / 2]
@@ -132,7 +133,7 @@ class FullCovariance(Posterior):
         index[rows, columns] = 1 + np.arange(len(rows))
         padded = tf.concat([tf.zeros_like(off_diagonal[:, :1]), off_diagonal], axis=1)
         lower = tf.gather(padded, index, axis=1)  # [B, D, D]
-        scale_tril = lower + diagonal[:, :, None] * tf.eye(latent_dim)
+        scale_tril = lower + diagonal[:, :, None] * tf.eye(latent_dim, dtype=raw.dtype)
         return {"loc": loc, "scale_tril": scale_tril}
 
     def distribution(self, params):

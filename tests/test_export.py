@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -14,7 +15,7 @@ import tensorflow as tf
 import tf2onnx
 
 import tfvae
-from tfvae import export
+from tfvae import export, outputs
 from tfvae.runtime import Sampler
 
 LIKELIHOODS = {
@@ -116,8 +117,8 @@ def test_manifest_records_the_model(tmp_path):
         "family": "binomial",
         "parameters": ["logits"],
         "constants": {"total_count": 16},
-    }
         "support": {"low": 0.0, "high": 16.0, "integer": True},
+    }
     assert manifest["posterior"]["family"] == "full_covariance"
     prior = manifest["prior"]
     assert prior["family"] == "mixture"
@@ -231,3 +232,120 @@ def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
     assert sampler.sample(3, seed=0).shape == (3, 8, 8, 1)
     with pytest.raises(ValueError, match="no encoder"):
         sampler.encode(_data("bernoulli", n=2))
+
+
+# Outputs: an export replaces only a bundle or a SavedModel version that tfvae wrote, and
+# refuses anything else before it traces or converts a function (tfvae.outputs).
+
+
+def _snapshot(folder):
+    """Every entry under `folder`: a file's SHA-256, a link's target, or "folder"."""
+    entries = {}
+    for path in sorted(folder.rglob("*")):
+        key = str(path.relative_to(folder))
+        if path.is_symlink():
+            entries[key] = f"-> {path.readlink()}"
+        elif path.is_file():
+            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            entries[key] = "folder"
+    return entries
+
+
+def _user_files(folder):
+    folder.mkdir(parents=True)
+    (folder / "notes.txt").write_text("my notes")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "thesis.tex").write_text(r"\chapter{One}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def small_vae():
+    return trained_vae()
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Records every tracing, SavedModel write and ONNX conversion instead of doing it."""
+    calls = []
+
+    def record(name):
+        return lambda *args, **kwargs: calls.append(name)
+
+    monkeypatch.setattr(export, "_decode_function", record("trace"))
+    monkeypatch.setattr(export, "_write_saved_model", record("saved_model"))
+    monkeypatch.setattr(tf2onnx.convert, "from_function", record("onnx"))
+    return calls
+
+
+@pytest.mark.parametrize("argument", ["out_dir", "saved_model_dir"])
+@pytest.mark.parametrize("target", ["user folder", "file", "cwd"])
+def test_export_refuses_what_it_did_not_write_before_any_work(
+    small_vae, tmp_path, monkeypatch, no_work, argument, target
+):
+    if target == "user folder":
+        path, reason = _user_files(tmp_path / "mydir"), "2 entries tfvae did not write"
+    elif target == "file":
+        path, reason = tmp_path / "important.txt", "a file"
+        path.write_text("precious")
+    else:
+        monkeypatch.chdir(_user_files(tmp_path / "work"))
+        path, reason = ".", "the current working directory"
+    destinations = {"out_dir": tmp_path / "bundle", "saved_model_dir": tmp_path / "serving"}
+    destinations[argument] = path
+    before = _snapshot(tmp_path)
+    with pytest.raises(outputs.OutputRefusedError, match=reason) as error:
+        export.export_model(small_vae, **destinations)
+    assert str(error.value).startswith(f"Expected {argument} to be")
+    assert no_work == []
+    assert _snapshot(tmp_path) == before
+
+
+def test_check_destinations_resolves_the_defaults_and_refuses_overlaps(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert export.check_destinations("digits", version=3) == (
+        Path("export/digits"),
+        Path("saved_models/digits"),
+        Path("saved_models/digits/3"),
+    )
+    with pytest.raises(ValueError, match="overlaps saved_model_dir"):
+        export.check_destinations("m", out_dir="serving", saved_model_dir="serving")
+    with pytest.raises(ValueError, match="overlaps saved_model_dir"):
+        export.check_destinations("m", out_dir="serving/1", saved_model_dir="serving")
+    (tmp_path / "serving" / "2").mkdir(parents=True)
+    (tmp_path / "serving" / "2" / "saved_model.pb").write_bytes(b"someone else's")
+    with pytest.raises(ValueError, match="Expected saved_model_dir to .*did not write: 2"):
+        export.check_destinations("m", saved_model_dir="serving", version=3)
+    outputs.write_marker(tmp_path / "serving" / "2", outputs.SAVED_MODEL)
+    (tmp_path / "serving" / "2" / "notes.txt").write_text("mine")
+    export.check_destinations("m", saved_model_dir="serving", version=3)
+    with pytest.raises(ValueError, match="saved_model_dir/VERSION.*did not write: notes.txt"):
+        export.check_destinations("m", saved_model_dir="serving", version=2)
+
+
+def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path):
+    bundle = _export(small_vae, tmp_path)
+    version = tmp_path / "saved_models" / "m" / "1"
+    assert json.loads((bundle / "manifest.json").read_text())["format"] == "tfvae.bundle"
+    marker = json.loads((version / "assets.extra" / "tfvae.json").read_text())
+    assert marker == {"format": "tfvae.saved_model"}
+    first_bundle, first_version = _snapshot(bundle), _snapshot(version)
+
+    retrained = trained_vae(seed=1)
+    assert _export(retrained, tmp_path) == bundle
+    assert _snapshot(bundle) != first_bundle and _snapshot(version) != first_version
+    z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
+    expected = retrained.decode(z).mean().numpy()
+    loaded = tf.saved_model.load(str(version))
+    np.testing.assert_allclose(loaded.signatures["decode"](z=z)["mean"], expected, atol=1e-5)
+    np.testing.assert_allclose(Sampler.load(bundle).decode(z)["mean"], expected, atol=1e-5)
+    assert sorted(p.name for p in (tmp_path / "export").iterdir()) == ["m"]
+    assert sorted(p.name for p in version.parent.iterdir()) == ["1"]
+
+    # A user's file in the bundle makes it theirs: the next export refuses it.
+    (bundle / "notes.txt").write_text("mine")
+    before = _snapshot(tmp_path)
+    with pytest.raises(ValueError, match="1 entry tfvae did not write: notes.txt"):
+        _export(small_vae, tmp_path)
+    assert _snapshot(tmp_path) == before

@@ -15,7 +15,9 @@ likelihood's parameters, whose names and constants the manifest records.
 Both are checked before they are put in place: the SavedModel and the ONNX models are run
 on random z and on real x and compared with the Keras model; an error above `atol` fails
 the export. Everything is written to temporary folders and renamed into place, so a
-failed or interrupted export leaves earlier exports as they were.
+failed or interrupted export leaves earlier exports as they were. An export replaces only
+a bundle or a SavedModel version that tfvae wrote, and refuses any other destination
+before it starts (`check_destinations`, `tfvae.outputs`).
 """
 
 import hashlib
@@ -27,7 +29,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfvae
-from tfvae import atomic, validation
+from tfvae import atomic, outputs, validation
 from tfvae.model import VAE
 
 FORMAT_VERSION = 1
@@ -98,7 +100,8 @@ def export_model(
 
     Args:
         model: a built `tfvae.VAE` (trained, or at least called on data).
-        out_dir: the bundle folder (default `export/NAME`); replaced whole.
+        out_dir: the bundle folder (default `export/NAME`); replaced whole if tfvae
+            wrote it (see `check_destinations`).
         saved_model_dir: the SavedModel base folder (default `saved_models/NAME`); the
             SavedModel goes to `saved_model_dir/VERSION/`, replacing that version only.
         version: the SavedModel version, a positive integer.
@@ -118,6 +121,8 @@ def export_model(
 
     Raises:
         ValueError: for invalid arguments or an unbuilt model.
+        tfvae.outputs.OutputRefusedError: before any work, for a destination that holds
+            anything tfvae did not write (see `check_destinations`).
         ExportParityError: when an export differs from the Keras model by more than atol.
     """
     import onnx
@@ -145,8 +150,9 @@ def export_model(
     opset = validation.positive_int(opset, "opset")
     atol = validation.positive_float(atol, "atol")
     name = name or model.name
-    out_dir = Path(out_dir or Path("export") / name)
-    saved_model_dir = Path(saved_model_dir or Path("saved_models") / name)
+    out_dir, saved_model_dir, version_dir = check_destinations(
+        name, out_dir, saved_model_dir, version
+    )
 
     functions = {"decoder": _decode_function(model), "encoder": _encode_function(model)}
     functions = {component: functions[component] for component in components}
@@ -171,11 +177,16 @@ def export_model(
         inputs["encoder"]["condition"] = condition[: len(x)]
     expected = {c: _numpy(functions[c](**inputs[c])) for c in components}
 
+    def check(_):  # again right before each swap: both folders, before the first swap
+        outputs.check_destination(out_dir, outputs.BUNDLE, "out_dir")
+        outputs.check_destination(version_dir, outputs.SAVED_MODEL, "saved_model_dir/VERSION")
+
     with (
-        atomic.directory(out_dir) as bundle,
-        atomic.directory(saved_model_dir / str(version)) as saved_model,
+        atomic.directory(out_dir, check=check) as bundle,
+        atomic.directory(version_dir, check=check) as saved_model,
     ):
         _write_saved_model(model, functions, saved_model)
+        outputs.write_marker(saved_model, outputs.SAVED_MODEL)
         loaded = tf.saved_model.load(str(saved_model))
         errors = {"saved_model": {}, "onnx": {}}
         io_names = {}
@@ -221,6 +232,41 @@ def export_model(
         (bundle / "manifest.json").write_text(text)
         (bundle / "manifest.sha256").write_text(_sha256(text.encode()) + "  manifest.json\n")
     return out_dir
+
+
+def check_destinations(
+    name: str, out_dir=None, saved_model_dir=None, version: int = 1
+) -> tuple[Path, Path, Path]:
+    """The folders `export_model` writes, once `tfvae.outputs` accepts each of them.
+
+    Args:
+        name: the model's name in the default paths.
+        out_dir: the bundle folder (default `export/NAME`): absent, empty, or a bundle
+            that tfvae wrote.
+        saved_model_dir: the SavedModel base folder (default `saved_models/NAME`): absent,
+            empty, a model folder, or a folder of SavedModel versions that tfvae wrote.
+        version: the SavedModel version; `saved_model_dir/VERSION` is absent, empty or a
+            SavedModel version that tfvae wrote.
+
+    Returns:
+        `(out_dir, saved_model_dir, saved_model_dir / str(version))`.
+
+    Raises:
+        tfvae.outputs.OutputRefusedError: for a destination that holds anything tfvae did
+            not write, a file, the working or home folder, or overlapping destinations.
+
+    Example:
+        >>> bundle, base, version_dir = check_destinations("digits")  # before training
+    """
+    version = validation.positive_int(version, "version")
+    out_dir = Path(out_dir or Path("export") / name)
+    saved_model_dir = Path(saved_model_dir or Path("saved_models") / name)
+    version_dir = saved_model_dir / str(version)
+    outputs.check_destination(out_dir, outputs.BUNDLE, "out_dir")
+    outputs.check_destination(saved_model_dir, outputs.SAVED_MODEL_BASE, "saved_model_dir")
+    outputs.check_destination(version_dir, outputs.SAVED_MODEL, "saved_model_dir/VERSION")
+    outputs.check_apart({"out_dir": out_dir, "saved_model_dir": saved_model_dir})
+    return out_dir, saved_model_dir, version_dir
 
 
 def _write_saved_model(model, functions, path: Path) -> None:
@@ -275,6 +321,7 @@ def _manifest(
 
     prior = model.prior_layer
     return {
+        "format": outputs.BUNDLE.format,
         "format_version": FORMAT_VERSION,
         "name": name,
         "versions": {
@@ -291,6 +338,7 @@ def _manifest(
             "family": model.likelihood.family,
             "parameters": list(model.likelihood.param_names),
             "constants": model.likelihood.constants(),
+            "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime
         },
         "prior": {
             "family": prior.family,
@@ -308,4 +356,3 @@ def _manifest(
         "files": {path.name: _sha256(path.read_bytes()) for path in sorted(bundle.glob("*.onnx"))},
         "parity": {"atol": atol, "max_abs_error": errors},
     }
-            "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime

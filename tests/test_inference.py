@@ -69,7 +69,13 @@ def test_evaluate_reports_nats_and_bits_per_dimension(linear):
     assert -result["elbo"] > result["nll"]
     # A dataset of (x, y) batches gives the same numbers as the array in the same batches.
     dataset = tf.data.Dataset.from_tensor_slices((x, np.arange(16))).batch(6)
-    assert tfvae.evaluate(vae, dataset, num_samples=5000, verbose=0) == pytest.approx(result)
+    from_dataset = tfvae.evaluate(vae, dataset, num_samples=5000, verbose=0)
+    scalars = ("elbo", "reconstruction", "kl", "nll", "bits_per_dim", "examples")
+    assert {k: from_dataset[k] for k in scalars} == pytest.approx({k: result[k] for k in scalars})
+    np.testing.assert_allclose(
+        from_dataset["posterior_mean_variance"], result["posterior_mean_variance"], rtol=1e-6
+    )
+    assert from_dataset["active_dimensions"] == result["active_dimensions"]
 
 
 # ------------------------------------------------------------------ amortization gap
@@ -267,3 +273,94 @@ def test_imputed_mnist_beats_the_training_mean():
     # log-likelihood (-0.260 to -0.268 against -0.264) is not reliably better after 5
     # epochs on 20,000 images; the issue accepts either, so the test asserts accuracy.
     assert ours[1] > baseline[1]
+
+
+# -------------------------------------------------------------- posterior collapse
+
+IGNORED = (1, 3)  # latent dimensions the decoder of `collapsed` never reads
+
+
+@pytest.fixture(scope="module")
+def collapsed(digits):
+    """A digits VAE with latent_dim 4 whose decoder's first layer has zero weights from
+    z_1 and z_3, kept zero by a constraint applied after every optimizer step.
+
+    The encoder's tanh bounds its hidden units: with ReLU, raw counts up to 16 give hidden
+    units of about 10, and Adam took far longer than 30 epochs to bring the unused
+    dimensions to the prior (measured KL 0.1-0.3 nats each after 30 epochs)."""
+    x, _ = digits
+    epochs = 20
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder((64,), activation="tanh", seed=0),
+        tfvae.networks.mlp_decoder((64,), seed=1),
+        latent_dim=4,
+        likelihood=tfvae.likelihoods.Binomial(total_count=16),
+        seed=0,
+    )
+    vae.build((None, *x.shape[1:]))
+    kernel = vae.decoder.hidden_layers[0].kernel  # [latent_dim, 64]
+    mask = np.ones(kernel.shape, dtype="float32")
+    mask[list(IGNORED)] = 0.0
+    kernel.assign(kernel * mask)
+    kernel.constraint = lambda w: w * mask
+    learning_rate = keras.optimizers.schedules.CosineDecay(1e-2, epochs * len(x) // 100)
+    vae.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=True)
+    vae.fit(x, batch_size=100, epochs=epochs, verbose=0)
+    return vae
+
+
+def test_latent_diagnostics_finds_the_dimensions_the_decoder_ignores(collapsed, digits):
+    _, x_test = digits
+    vae = collapsed
+    assert not np.any(vae.decoder.hidden_layers[0].kernel.numpy()[list(IGNORED)])
+    result = tfvae.inference.latent_diagnostics(vae, x_test, batch_size=64)
+    print(f"latent diagnostics of the digits VAE with z_1, z_3 ignored: {result}")
+    assert result["active_dimensions"] == [0, 2]
+    assert result["active_units"] == 2
+    kl = np.array(result["kl_per_dimension"])
+    variance = np.array(result["posterior_mean_variance"])
+    # Measured on the test digits: KL of z_1, z_3 3.5e-4 and 1.9e-4 nats, of z_0, z_2 2.6
+    # and 2.8; variances of their posterior means 2.6e-4, 3.4e-4 against 2.1, 1.6.
+    assert np.all(kl[list(IGNORED)] < 0.01)
+    assert np.all(kl[[0, 2]] > 1.0)
+    assert np.all(variance[[0, 2]] > 0.5)
+    # Per-dimension KLs add up to the total KL; A_d is numpy's variance of the loc.
+    total_kl = np.mean(vae.elbo_terms(x_test, seed=0)["kl"].numpy())
+    assert kl.sum() == pytest.approx(total_kl, rel=1e-5)
+    loc = vae.posterior_parameters(tf.constant(x_test))["loc"].numpy().astype("float64")
+    np.testing.assert_allclose(variance, np.var(loc, axis=0), rtol=1e-4, atol=1e-9)
+
+
+def test_latent_diagnostics_of_arrays_and_datasets_agree(collapsed, digits):
+    _, x_test = digits
+    result = tfvae.inference.latent_diagnostics(collapsed, x_test, batch_size=50)
+    # Datasets of x, (x,) and (x, y) batches; a dataset of (x,) tuples used to fail.
+    for dataset in (
+        tf.data.Dataset.from_tensor_slices(x_test).batch(40),
+        tf.data.Dataset.from_tensor_slices((x_test,)).batch(40),
+        tf.data.Dataset.from_tensor_slices((x_test, np.arange(len(x_test)))).batch(40),
+    ):
+        other = tfvae.inference.latent_diagnostics(collapsed, dataset)
+        assert other["active_dimensions"] == result["active_dimensions"]
+        for key in ("kl_per_dimension", "posterior_mean_variance"):
+            np.testing.assert_allclose(other[key], result[key], rtol=1e-5)
+    # The threshold decides what counts as active.
+    variance = np.array(result["posterior_mean_variance"])
+    strict = tfvae.inference.latent_diagnostics(collapsed, x_test, threshold=variance.max())
+    assert strict["active_units"] == 0 and strict["active_dimensions"] == []
+    with pytest.raises(ValueError, match="Expected threshold to be"):
+        tfvae.inference.latent_diagnostics(collapsed, x_test, threshold=-1.0)
+    with pytest.raises(ValueError, match="at least one example"):
+        tfvae.inference.latent_diagnostics(collapsed, x_test[:0])
+
+
+def test_evaluate_reports_the_latent_diagnostics(collapsed, digits, linear):
+    _, x_test = digits
+    result = tfvae.evaluate(collapsed, x_test[:100], num_samples=10, verbose=0)
+    assert result["active_dimensions"] == [0, 2] and result["active_units"] == 2
+    assert sum(result["kl_per_dimension"]) == pytest.approx(result["kl"], rel=1e-5)
+    # A full-covariance posterior does not factorize: no per-dimension KL, still A_d.
+    model, x = linear
+    full = tfvae.evaluate(model.exact_vae(SHIFT, STRETCH, seed=0), x, num_samples=10, verbose=0)
+    assert full["kl_per_dimension"] is None
+    assert len(full["posterior_mean_variance"]) == full["active_units"] == 2

@@ -4,6 +4,8 @@
       chunked over the samples so memory stays bounded, XLA-compiled.
     - `evaluate`: ELBO, reconstruction, KL and the estimated negative log-likelihood of a
       data set, in nats and in bits per dimension.
+    - `latent_diagnostics`: per-dimension KL and active units (Burda et al., 2015), to
+      see posterior collapse.
     - `refine_posterior`: per-point variational inference started from the encoder's
       q(z|x), which measures the amortization gap (Cremer et al., 2018).
     - `impute`: fills missing entries by pseudo-Gibbs sampling (Rezende et al., 2014) or
@@ -111,8 +113,10 @@ def _batches(data, batch_size, condition=None, conditional=False):
     `conditional` (None for unconditional models)."""
     if isinstance(data, tf.data.Dataset):
         for element in data:
-            x, y = (element[0], element[1]) if isinstance(element, tuple) else (element, None)
-            yield x, (y if conditional else None)
+            if not isinstance(element, tuple):
+                element = (element,)
+            y = element[1] if conditional and len(element) > 1 else None
+            yield element[0], y
         return
     data = np.asarray(data)
     for start in range(0, len(data), batch_size):
@@ -151,7 +155,9 @@ def evaluate(
         NLL is an importance-weighted estimate, above the true -log p(x) in expectation
         and approaching it as `num_samples` grows. For discrete data (binarized pixels,
         counts) it estimates a code length; for continuous data it is a density and not
-        comparable with those.
+        comparable with those. Also `latent_diagnostics`'s keys (`kl_per_dimension`,
+        `posterior_mean_variance`, `active_units`, `active_dimensions`), from a second
+        pass of the encoder over the data.
     """
     seed = random.as_seed(seed)
     progress = keras.utils.Progbar(None, verbose=verbose, unit_name="batch")
@@ -173,7 +179,98 @@ def evaluate(
     result = {key: total / examples for key, total in sums.items()}
     result["bits_per_dim"] = result["nll"] / (math.prod(model.data_shape) * math.log(2.0))
     result["examples"] = examples
+    result.update(latent_diagnostics(model, data, batch_size, seed=seed, condition=condition))
     return result
+
+
+# ------------------------------------------------------------- posterior collapse
+
+
+def latent_diagnostics(model, data, batch_size=100, threshold=0.01, seed=0, condition=None) -> dict:
+    """Which latent dimensions a VAE uses: per-dimension KL and active units.
+
+    Mathematical details: a dimension d is active when the posterior mean moves with the
+    data, A_d = Cov_x(E_q[z_d | x]) > `threshold` (Burda et al., 2015, section 5.2, who
+    take 0.01). A collapsed dimension has q(z_d|x) = p(z_d) for every x: its
+    A_d and its KL(q(z_d|x) || p(z_d)) are both 0. When q and p factorize over
+    dimensions, the per-dimension KLs sum to the total KL(q(z|x) || p(z)).
+
+    Args:
+        model: a built `tfvae.VAE`.
+        data: an array `(n, *data_shape)`, or a `tf.data.Dataset` of x, (x,) or (x, y, ...)
+            batches (y is the condition of a conditional model).
+        batch_size: examples per batch (arrays only).
+        threshold: the variance above which a dimension counts as active, >= 0.
+        seed: int or `(2,)` seed of the latent samples of a Monte Carlo KL (`kl="mc"`);
+            batch i uses it folded with i. An analytic KL does not depend on it.
+        condition: for a conditional model, the conditions of an array `data`.
+
+    Returns:
+        A dict with `kl_per_dimension` (`latent_dim` floats: the mean over examples of
+        KL(q(z_d|x) || p(z_d)) in nats; None when the posterior or the prior does not
+        factorize, e.g. a full-covariance posterior or a mixture prior),
+        `posterior_mean_variance` (`latent_dim` floats: A_d, the variance over the data,
+        1/n not 1/(n-1), of the posterior mean `loc`), `active_units` (the number of
+        dimensions with A_d > threshold) and `active_dimensions` (their indices).
+
+    Raises:
+        ValueError: for a bad `threshold` or `batch_size`, or data with no example.
+
+    Example:
+
+    >>> diagnostics = tfvae.inference.latent_diagnostics(vae, x_test)
+    >>> diagnostics["active_units"], diagnostics["kl_per_dimension"]
+    """
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    threshold = validation.non_negative_float(threshold, "threshold")
+    seed = random.as_seed(seed)
+    diagnose = _compiled(
+        model,
+        ("latent_diagnostics", model.num_samples),
+        lambda: _diagnostics_function(model, model.num_samples),
+    )
+    conditional = model.condition_shape is not None
+    examples = 0
+    kl_sum = None
+    mean = np.zeros(model.latent_dim)  # running mean and sum of squared deviations
+    squares = np.zeros(model.latent_dim)  # of loc, merged per batch (Chan et al., 1979)
+    for index, (x, y) in enumerate(_batches(data, batch_size, condition, conditional)):
+        model.likelihood.check_support(x)
+        x = _as_input(model, x)
+        if y is not None:
+            y = tf.cast(tf.convert_to_tensor(y), tf.float32)
+        batch_seed = tf.random.experimental.stateless_fold_in(seed, index)
+        loc, kl_per_dimension = diagnose(x, batch_seed, y)
+        loc = np.asarray(loc, dtype=np.float64)  # [B, D]
+        count = len(loc)
+        batch_mean = loc.mean(axis=0)
+        delta = batch_mean - mean
+        total = examples + count
+        mean += delta * count / total
+        squares += ((loc - batch_mean) ** 2).sum(axis=0) + delta**2 * examples * count / total
+        examples = total
+        if kl_per_dimension is not None:
+            batch_kl = np.asarray(kl_per_dimension, dtype=np.float64).sum(axis=0)  # [D]
+            kl_sum = batch_kl if kl_sum is None else kl_sum + batch_kl
+    if examples == 0:
+        raise ValueError("Expected data with at least one example. Received: no examples")
+    variance = squares / examples
+    active = [int(d) for d in np.flatnonzero(variance > threshold)]
+    return {
+        "kl_per_dimension": None if kl_sum is None else (kl_sum / examples).tolist(),
+        "posterior_mean_variance": variance.tolist(),
+        "active_units": len(active),
+        "active_dimensions": active,
+    }
+
+
+def _diagnostics_function(model, num_samples):
+    def diagnose(x, seed, condition):  # ([B, D] posterior means, [B, D] KLs or None)
+        params = model.posterior_parameters(x, condition)
+        terms = model.latent_terms_given(x, params, num_samples, seed, condition=condition)
+        return params["loc"], terms.kl_per_dimension
+
+    return diagnose
 
 
 # ------------------------------------------------------------------ amortization gap

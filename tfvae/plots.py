@@ -99,13 +99,21 @@ def save_png(path, grid) -> Path:
     return atomic.write_bytes(path, buffer.getvalue())
 
 
+RECONSTRUCTION_COLUMNS = 8  # images beside their reconstructions: pairs in rows of 4
+
+
 def default_zoom(height: int, target: int = 56) -> int:
     """The integer zoom that shows an image of `height` pixels at about `target` pixels."""
     return max(1, round(target / height))
 
 
+def zoomed_grid(images, data_range=(0.0, 1.0), columns=None) -> np.ndarray:
+    """`image_grid` of `images` `(n, height, width, channels)` at `default_zoom`, with
+    padding of one zoomed pixel: the uint8 pixels `save_image_grid` writes."""
+    zoom = default_zoom(np.shape(images)[1])
+    return image_grid(images, columns=columns, data_range=data_range, padding=zoom, zoom=zoom)
+
+
 def save_image_grid(path, images, data_range=(0.0, 1.0), columns=None) -> Path:
     """Writes `images` `(n, height, width, channels)` as a PNG grid, zoomed to be seen."""
-    zoom = default_zoom(np.shape(images)[1])
-    grid = image_grid(images, columns=columns, data_range=data_range, padding=zoom, zoom=zoom)
-    return save_png(path, grid)
+    return save_png(path, zoomed_grid(images, data_range, columns))

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from tfvae import networks
+from tfvae.model import VAE
 
 BATCH = 4
 
@@ -312,3 +313,10 @@ def test_config_records_the_constructor_arguments():
     assert config["hidden"] == [7, 3]
     assert tuple(config["target_shape"]) == (2, 5)
     assert (config["activation"], config["seed"], config["name"]) == ("elu", 4, "enc")
+
+
+def test_networks_pass_their_dtype_to_their_layers():
+    encoder = networks.mlp_encoder(hidden=(4,), dtype="float64")
+    decoder = networks.conv_decoder(dtype="float64")
+    VAE(encoder, decoder, latent_dim=2).build((None, 8, 8, 1))
+    assert {w.dtype for w in [*encoder.weights, *decoder.weights]} == {"float64"}

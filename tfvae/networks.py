@@ -166,6 +166,7 @@ class MLP(SizedNetwork):
                 units,
                 activation=self.activation,
                 kernel_initializer=self._initializer(i),
+                dtype=self.dtype_policy,
                 name=f"dense_{i}",
             )
             for i, units in enumerate(self.hidden)
@@ -173,6 +174,7 @@ class MLP(SizedNetwork):
         self.output_layer = keras.layers.Dense(
             math.prod(target_shape),
             kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            dtype=self.dtype_policy,
             name="output",
         )
         width = math.prod(input_shape[1:]) + self.condition_size
@@ -227,12 +229,14 @@ class ConvEncoder(SizedNetwork):
                 padding="same",
                 activation=self.activation,
                 kernel_initializer=self._initializer(i),
+                dtype=self.dtype_policy,
             )
             for i, f in enumerate(self.filters)
         ]
         self.output_layer = keras.layers.Dense(
             math.prod(target_shape),
             kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            dtype=self.dtype_policy,
             name="output",
         )
         shape = tuple(input_shape)
@@ -290,6 +294,7 @@ class ConvDecoder(SizedNetwork):
             math.prod(self.start_shape),
             activation=self.activation,
             kernel_initializer=self._initializer(0),
+            dtype=self.dtype_policy,
             name="project",
         )
         self.deconv_layers = [
@@ -300,6 +305,7 @@ class ConvDecoder(SizedNetwork):
                 padding="same",
                 activation=self.activation,
                 kernel_initializer=self._initializer(1 + i),
+                dtype=self.dtype_policy,
             )
             for i, f in enumerate(self.filters)
         ]
@@ -308,6 +314,7 @@ class ConvDecoder(SizedNetwork):
             3,
             padding="same",
             kernel_initializer=self._initializer(_OUTPUT_INDEX),
+            dtype=self.dtype_policy,
             name="output",
         )
         self.input_layer.build((None, input_shape[-1] + self.condition_size))

@@ -89,6 +89,12 @@ def test_free_bits_loss_against_numpy(rng, free_bits, beta):
 def test_free_bits_is_validated_and_serialized():
     with pytest.raises(ValueError, match=r"free_bits to be a finite number >= 0"):
         objectives.ELBO(free_bits=-1.0)
-    restored = objectives.get({"module": "tfvae.objectives", "class_name": "ELBO",
-                               "config": {"free_bits": 0.25}, "registered_name": "tfvae>ELBO"})
+    restored = objectives.get(
+        {
+            "module": "tfvae.objectives",
+            "class_name": "ELBO",
+            "config": {"free_bits": 0.25},
+            "registered_name": "tfvae>ELBO",
+        }
+    )
     assert restored.free_bits == 0.25 and restored.needs_kl_per_dimension

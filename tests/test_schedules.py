@@ -48,9 +48,7 @@ def test_schedules_run_under_xla():
     [schedules.LinearWarmup(steps=5, start=0.1, end=2.0), schedules.Cyclical(3, 0.25, 4, 0.5)],
 )
 def test_schedules_serialize_with_keras(schedule):
-    restored = keras.saving.deserialize_keras_object(
-        keras.saving.serialize_keras_object(schedule)
-    )
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
     assert restored == schedule and type(restored) is type(schedule)
 
 

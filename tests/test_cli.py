@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -9,7 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tfvae import cli, data, inference, likelihoods, objectives, workflow
+from tests.helpers import tree_snapshot, user_files
+from tfvae import cli, data, inference, likelihoods, objectives, schedules, workflow
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -74,8 +76,10 @@ def test_train_writes_the_documented_files(trained):
     assert run["config"]["hidden"] == [32] and run["config"]["latent_dim"] == 2
     assert run["recipe"]["total_count"] == 16
     history = json.loads((trained / "history.json").read_text())
-    assert set(history) >= {"loss", "elbo", "reconstruction", "kl", "val_elbo"}
+    latent = history.pop("latent")  # the diagnostics of every epoch
+    assert set(history) >= {"loss", "elbo", "reconstruction", "kl", "val_elbo", "active_units"}
     assert all(len(values) == 3 for values in history.values())
+    assert latent["epoch"] == [0, 1, 2] and len(latent["kl_per_dimension"][-1]) == 2
     assert history["elbo"][-1] > history["elbo"][0]
 
 
@@ -118,6 +122,9 @@ def test_evaluate_prints_per_example_nats(trained, capsys):
     assert result["examples"] == 297
     assert result["elbo"] == pytest.approx(result["reconstruction"] - result["kl"], abs=1e-3)
     assert result["kl"] > 0
+    assert sum(result["kl_per_dimension"]) == pytest.approx(result["kl"], rel=1e-4)
+    active = [d for d, v in enumerate(result["posterior_mean_variance"]) if v > 0.01]
+    assert result["active_dimensions"] == active and result["active_units"] == len(active)
 
 
 def test_evaluate_estimates_the_nll_and_the_amortization_gap(trained, capsys):
@@ -281,3 +288,124 @@ def test_impute_draws_originals_masked_inputs_and_completions(trained, tmp_path)
         np.testing.assert_allclose(rows[2][:4], original[:4], atol=1)
         assert np.all(rows[1][4:] == 128)  # missing: mid-grey
         assert not np.all(rows[2][4:] == 128)  # filled in
+
+
+# Outputs: tfvae refuses, before any training or export, paths that hold what it did not
+# write (tfvae.outputs); every file that was there stays byte-identical.
+
+
+@pytest.fixture
+def user_target(request, tmp_path, monkeypatch):
+    """(a) a folder of user files, (b) a regular file, (c) `.` in a folder with files."""
+    if request.param == "user folder":
+        return str(user_files(tmp_path / "victim"))
+    if request.param == "file":
+        (tmp_path / "important.txt").write_text("precious")
+        return str(tmp_path / "important.txt")
+    monkeypatch.chdir(user_files(tmp_path / "work"))
+    return "."
+
+
+TARGETS = ["user folder", "file", "cwd"]
+REASONS = {
+    "user folder": "a folder with 2 entries tfvae did not write: notes.txt, sub",
+    "file": "a file",
+    "cwd": "the current working directory",
+}
+
+
+@pytest.fixture
+def no_fit(monkeypatch):
+    """Records calls to `VAE.fit` instead of training."""
+    from tfvae.model import VAE
+
+    calls = []
+    monkeypatch.setattr(VAE, "fit", lambda *args, **kwargs: calls.append(args))
+    return calls
+
+
+@pytest.mark.parametrize("user_target", TARGETS, indirect=True)
+def test_train_refuses_an_out_it_did_not_write_before_training(
+    user_target, request, tmp_path, no_fit, capsys
+):
+    before = tree_snapshot(tmp_path)
+    argv = ["train", "--dataset", "digits", "--epochs", "1", "--hidden", "8"]
+    assert cli.main([*argv, "--latent-dim", "2", "--out", user_target]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("tfvae train: error: Expected out to be a new path")
+    assert REASONS[request.node.callspec.params["user_target"]] in error
+    assert no_fit == []
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_train_export_refuses_the_export_folders_before_training(tmp_path, monkeypatch, no_fit):
+    monkeypatch.chdir(tmp_path)
+    user_files(tmp_path / "export" / "run")  # where --export would put the bundle
+    before = tree_snapshot(tmp_path)
+    argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--out", "run"]
+    assert cli.main([*argv, "--export"]) == 1
+    assert no_fit == []
+    assert tree_snapshot(tmp_path) == before
+
+
+@pytest.mark.parametrize("user_target", TARGETS, indirect=True)
+def test_export_refuses_an_out_it_did_not_write_before_converting(
+    trained, user_target, request, tmp_path, monkeypatch, capsys
+):
+    import tf2onnx
+
+    calls = []
+    monkeypatch.setattr(tf2onnx.convert, "from_function", lambda *a, **k: calls.append(k))
+    before = tree_snapshot(tmp_path)
+    serving = tmp_path / "serving"
+    argv = ["export", str(trained), "--out", user_target, "--saved-model-dir", str(serving)]
+    assert cli.main(argv) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("tfvae export: error: Expected out_dir to be a new path")
+    assert REASONS[request.node.callspec.params["user_target"]] in error
+    assert calls == []
+    assert tree_snapshot(tmp_path) == before
+
+
+def test_train_kl_warmup_reaches_beta_by_the_step(tmp_path):
+    out = tmp_path / "warm"
+    argv = ["train", "--epochs", "3", "--hidden", "16", "--latent-dim", "2", "--out", str(out)]
+    assert cli.main([*argv, "--kl-warmup-epochs", "2", "--beta", "0.5"]) == 0
+    history = json.loads((out / "history.json").read_text())
+    # 1,500 digits in batches of 100: 15 steps per epoch, a warm-up over 2 x 15 = 30
+    # steps; an epoch's logged beta is its last step's, t = 14, 29, 44.
+    expected = [0.5 * min(t / 30, 1.0) for t in (14, 29, 44)]
+    np.testing.assert_allclose(history["beta"], expected, rtol=1e-6)
+    run = json.loads((out / "config.json").read_text())["config"]
+    assert (run["beta"], run["kl_warmup_epochs"], run["kl_cycles"]) == (0.5, 2, None)
+
+
+def test_train_free_bits_builds_the_free_bits_objective(tmp_path):
+    out = tmp_path / "free"
+    argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--out", str(out)]
+    assert cli.main([*argv, "--free-bits", "0.3", "--kl-cycles", "2"]) == 0
+    model, _, config = workflow.load(out)
+    assert model.objective.free_bits == 0.3 and config.free_bits == 0.3
+    # 15 steps in all, 2 cycles of ceil(15 / 2) = 8 steps rising to beta = 1.
+    assert model.beta == schedules.Cyclical(period=8, cycles=2, end=1.0)
+
+
+@pytest.mark.parametrize(
+    "options, match",
+    [
+        (["--objective", "iwae", "--beta", "0.5"], r"objective='elbo' with the KL options"),
+        (["--free-bits", "-1"], r"free_bits to be a finite number >= 0"),
+        (["--kl-cycles", "0"], r"kl_cycles to be a positive integer"),
+    ],
+)
+def test_train_refuses_bad_kl_options(tmp_path, capsys, options, match):
+    argv = ["train", "--epochs", "1", "--out", str(tmp_path / "m"), *options]
+    assert cli.main(argv) == 1
+    assert re.search(match, capsys.readouterr().err)
+    assert not (tmp_path / "m").exists()
+
+
+def test_one_kl_schedule_at_a_time(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["train", "--kl-warmup-epochs", "2", "--kl-cycles", "3"])
+    assert "not allowed with argument" in capsys.readouterr().err

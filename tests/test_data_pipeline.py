@@ -140,3 +140,26 @@ def test_validation_errors():
         make_dataset(x, seed=-1)
     with pytest.raises(ValueError, match="at least one example"):
         make_dataset(np.zeros((0, 3)))
+
+
+@pytest.mark.parametrize("binarize", [None, "dynamic"])
+def test_a_repeated_dataset_resumes_at_any_epoch(binarize):
+    x = np.arange(40, dtype=np.uint8).reshape(20, 2) * 3
+    options = {"batch_size": 7, "seed": 5, "binarize": binarize, "scale": 255.0, "repeat": True}
+    per_epoch = 3  # ceil(20 / 7)
+    uninterrupted = [b.numpy() for b in make_dataset(x, **options).take(4 * per_epoch)]
+    resumed = [b.numpy() for b in make_dataset(x, initial_epoch=2, **options).take(2 * per_epoch)]
+    for expected, received in zip(uninterrupted[2 * per_epoch :], resumed, strict=True):
+        np.testing.assert_array_equal(received, expected)
+    epochs = [np.concatenate(uninterrupted[e * per_epoch : (e + 1) * per_epoch]) for e in range(4)]
+    assert not np.array_equal(epochs[0], epochs[2])  # each epoch is drawn anew
+    if binarize is None:  # every epoch holds every example once
+        for epoch in epochs:
+            np.testing.assert_allclose(np.sort(epoch, axis=0), x / 255.0, rtol=1e-6)
+
+
+def test_initial_epoch_is_validated():
+    with pytest.raises(ValueError, match=r"initial_epoch to be a non-negative integer"):
+        make_dataset(np.zeros((3, 2)), initial_epoch=-1, repeat=True)
+    with pytest.raises(ValueError, match=r"repeat=True with initial_epoch"):
+        make_dataset(np.zeros((3, 2)), initial_epoch=2)

@@ -15,6 +15,7 @@ import tensorflow as tf
 import tf2onnx
 
 import tfvae
+from tests.helpers import tree_snapshot, user_files
 from tfvae import export, outputs
 from tfvae.runtime import Sampler
 
@@ -238,28 +239,6 @@ def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
 # refuses anything else before it traces or converts a function (tfvae.outputs).
 
 
-def _snapshot(folder):
-    """Every entry under `folder`: a file's SHA-256, a link's target, or "folder"."""
-    entries = {}
-    for path in sorted(folder.rglob("*")):
-        key = str(path.relative_to(folder))
-        if path.is_symlink():
-            entries[key] = f"-> {path.readlink()}"
-        elif path.is_file():
-            entries[key] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            entries[key] = "folder"
-    return entries
-
-
-def _user_files(folder):
-    folder.mkdir(parents=True)
-    (folder / "notes.txt").write_text("my notes")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "thesis.tex").write_text(r"\chapter{One}")
-    return folder
-
-
 @pytest.fixture(scope="module")
 def small_vae():
     return trained_vae()
@@ -285,21 +264,21 @@ def test_export_refuses_what_it_did_not_write_before_any_work(
     small_vae, tmp_path, monkeypatch, no_work, argument, target
 ):
     if target == "user folder":
-        path, reason = _user_files(tmp_path / "mydir"), "2 entries tfvae did not write"
+        path, reason = user_files(tmp_path / "mydir"), "2 entries tfvae did not write"
     elif target == "file":
         path, reason = tmp_path / "important.txt", "a file"
         path.write_text("precious")
     else:
-        monkeypatch.chdir(_user_files(tmp_path / "work"))
+        monkeypatch.chdir(user_files(tmp_path / "work"))
         path, reason = ".", "the current working directory"
     destinations = {"out_dir": tmp_path / "bundle", "saved_model_dir": tmp_path / "serving"}
     destinations[argument] = path
-    before = _snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     with pytest.raises(outputs.OutputRefusedError, match=reason) as error:
         export.export_model(small_vae, **destinations)
     assert str(error.value).startswith(f"Expected {argument} to be")
     assert no_work == []
-    assert _snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before
 
 
 def test_check_destinations_resolves_the_defaults_and_refuses_overlaps(tmp_path, monkeypatch):
@@ -330,11 +309,11 @@ def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path
     assert json.loads((bundle / "manifest.json").read_text())["format"] == "tfvae.bundle"
     marker = json.loads((version / "assets.extra" / "tfvae.json").read_text())
     assert marker == {"format": "tfvae.saved_model"}
-    first_bundle, first_version = _snapshot(bundle), _snapshot(version)
+    first_bundle, first_version = tree_snapshot(bundle), tree_snapshot(version)
 
     retrained = trained_vae(seed=1)
     assert _export(retrained, tmp_path) == bundle
-    assert _snapshot(bundle) != first_bundle and _snapshot(version) != first_version
+    assert tree_snapshot(bundle) != first_bundle and tree_snapshot(version) != first_version
     z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
     expected = retrained.decode(z).mean().numpy()
     loaded = tf.saved_model.load(str(version))
@@ -345,7 +324,7 @@ def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path
 
     # A user's file in the bundle makes it theirs: the next export refuses it.
     (bundle / "notes.txt").write_text("mine")
-    before = _snapshot(tmp_path)
+    before = tree_snapshot(tmp_path)
     with pytest.raises(ValueError, match="1 entry tfvae did not write: notes.txt"):
         _export(small_vae, tmp_path)
-    assert _snapshot(tmp_path) == before
+    assert tree_snapshot(tmp_path) == before

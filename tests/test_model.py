@@ -785,3 +785,58 @@ def test_free_bits_needs_factorized_families(family):
     vae.compile(optimizer="adam", jit_compile=False)
     with pytest.raises(ValueError, match="needs per-dimension KLs"):
         vae.fit(_digit_like_data(8), batch_size=8, epochs=1, verbose=0)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda vae, empty: vae.fit(empty, epochs=1, verbose=0), r"x to hold at least one example"),
+        (lambda vae, empty: vae.evaluate(empty, verbose=0), r"x to hold at least one example"),
+        (
+            lambda vae, empty: vae.fit(_digit_like_data(8), validation_data=(empty,), verbose=0),
+            r"validation_data to hold at least one example",
+        ),
+        (
+            lambda vae, empty: vae.fit(tf.data.Dataset.from_tensor_slices(empty).batch(4)),
+            r"x to hold at least one batch. Received: an empty tf.data.Dataset",
+        ),
+    ],
+    ids=["fit", "evaluate", "validation_data", "dataset"],
+)
+def test_empty_data_is_a_clear_error(call, match):
+    vae = _small_vae()
+    vae.compile(optimizer="adam", jit_compile=False)
+    with pytest.raises(ValueError, match=match):
+        call(vae, np.zeros((0, 8, 8, 1), np.float32))
+
+
+def test_keras_backup_and_restore_resumes_weights_optimizer_and_random_streams(tmp_path):
+    """An interrupted fit under keras.callbacks.BackupAndRestore, run again, ends where an
+    uninterrupted one does: same weights, optimizer step and both random streams."""
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    x = _digit_like_data(64)
+
+    def run(callbacks):
+        vae = _small_vae()
+        vae.build(x.shape)  # BackupAndRestore needs a built model
+        vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
+        vae.fit(x, batch_size=16, epochs=4, shuffle=False, verbose=0, callbacks=callbacks)
+        return vae
+
+    uninterrupted = run([])
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(KeyboardInterrupt):
+        run([backup, Interrupt()])
+    resumed = run([backup])
+    assert int(resumed.optimizer.iterations) == int(uninterrupted.optimizer.iterations) == 16
+    for name in ("seed_generator", "evaluation_seed_generator"):
+        np.testing.assert_array_equal(
+            getattr(resumed, name).state.numpy(), getattr(uninterrupted, name).state.numpy()
+        )
+    for a, b in zip(resumed.get_weights(), uninterrupted.get_weights(), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

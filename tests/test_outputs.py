@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from tests.helpers import user_files
 from tfvae import outputs
 from tfvae.outputs import (
     BUNDLE,
@@ -42,14 +43,6 @@ def _bundle(folder):
     return folder
 
 
-def _user_folder(folder):
-    folder.mkdir(parents=True)
-    (folder / "notes.txt").write_text("my notes")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "thesis.tex").write_text(r"\chapter{One}")
-    return folder
-
-
 def _refusal(path, kind, **kwargs):
     with pytest.raises(OutputRefusedError) as error:
         outputs.check_destination(path, kind, "out", **kwargs)
@@ -81,7 +74,7 @@ def test_folders_tfvae_wrote_are_accepted(tmp_path):
 
 
 def test_a_folder_of_user_files_is_refused_with_its_entries_named(tmp_path):
-    folder = _user_folder(tmp_path / "victim")
+    folder = user_files(tmp_path / "victim")
     for kind in (MODEL, BUNDLE, SAVED_MODEL, SAVED_MODEL_BASE, CHECKPOINT):
         message = _refusal(folder, kind)
         assert f"Received: out={str(folder)!r}" in message

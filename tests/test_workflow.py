@@ -1,12 +1,14 @@
 """The data recipes and the input transformation of the training workflow."""
 
+import json
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from tfvae import data, workflow
+from tests.helpers import tree_snapshot
+from tfvae import data, outputs, workflow
 
 
 @pytest.mark.parametrize(
@@ -143,3 +145,94 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_all_steps():
         assert float(model.optimizer.learning_rate) == pytest.approx(expected, rel=1e-5, abs=1e-9)
     with pytest.raises(ValueError, match="number of training steps"):
         workflow.build_model(config, workflow.RECIPES["digits"])
+
+
+# Outputs: `train` replaces only a model folder that tfvae wrote, keeps its SavedModel
+# versions, and refuses anything else before training (tfvae.outputs).
+
+
+def _tiny(out, **kwargs):
+    options = {"epochs": 1, "hidden": (8,), "latent_dim": 2, "jit_compile": False}
+    return workflow.TrainConfig(out=str(out), **{**options, **kwargs})
+
+
+def test_retraining_replaces_the_model_folder_and_keeps_saved_model_versions(tmp_path):
+    out = workflow.train(_tiny(tmp_path / "run"), verbose=0)
+    assert json.loads((out / "config.json").read_text())["format"] == "tfvae.model"
+    workflow.export(out, out_dir=tmp_path / "bundle", saved_model_dir=out)
+    versions = tree_snapshot(out / "1")
+    assert (out / "1" / "saved_model.pb").is_file()
+    model_before = (out / "model.keras").read_bytes()
+
+    assert workflow.train(_tiny(tmp_path / "run", epochs=2, seed=1), verbose=0) == out
+    assert sorted(p.name for p in out.iterdir()) == [
+        "1",
+        "config.json",
+        "history.json",
+        "model.keras",
+        "reconstructions.png",
+        "samples.png",
+    ]
+    assert tree_snapshot(out / "1") == versions
+    assert (out / "model.keras").read_bytes() != model_before
+    assert len(json.loads((out / "history.json").read_text())["loss"]) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]  # no staging left
+
+
+def test_train_checks_the_folder_again_before_replacing_it(tmp_path, monkeypatch):
+    out = workflow.train(_tiny(tmp_path / "run"), verbose=0)
+    real_fit = keras.Model.fit
+
+    def fit_while_a_user_writes(self, *args, **kwargs):
+        (out / "notes.txt").write_text("written while training ran")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", fit_while_a_user_writes)
+    before = tree_snapshot(tmp_path)
+    with pytest.raises(outputs.OutputRefusedError, match="did not write: notes.txt"):
+        workflow.train(_tiny(tmp_path / "run", seed=1), verbose=0)
+    after = tree_snapshot(tmp_path)
+    assert after.pop("run/notes.txt")
+    # The finished run stays in its checkpoint: moving notes.txt away and running the
+    # same command again writes the model folder without training again.
+    checkpoint = {name: after.pop(name) for name in list(after) if name.startswith("run.")}
+    assert set(checkpoint) == {
+        "run.checkpoint",
+        "run.checkpoint/model.keras",
+        "run.checkpoint/state.json",
+    }
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run", "run.checkpoint"]
+    monkeypatch.undo()
+    (out / "notes.txt").unlink()
+    workflow.train(_tiny(tmp_path / "run", seed=1), verbose=0)  # no epoch left to train
+    model, _, config = workflow.load(out)
+    assert config.seed == 1 and int(model.optimizer.iterations) == 15  # one epoch's steps
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_train_refuses_the_data_folder_and_its_ancestors_before_loading(tmp_path, monkeypatch):
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()  # empty, yet an input
+    loads = []
+    monkeypatch.setattr(workflow.data, "load", lambda *args, **kwargs: loads.append(args))
+    for out in (data_dir, tmp_path):
+        with pytest.raises(outputs.OutputRefusedError, match="the input data_dir="):
+            workflow.train(_tiny(out, data_dir=str(data_dir)), verbose=0)
+    with pytest.raises(outputs.OutputRefusedError, match="the input tensorboard="):
+        workflow.train(_tiny(tmp_path / "run", tensorboard=str(tmp_path / "run/logs")))
+    assert loads == []
+    assert tree_snapshot(tmp_path) == {"data": "folder"}
+
+
+def test_a_dataset_folder_is_protected_but_a_folder_named_like_a_dataset_is_not(
+    tmp_path, monkeypatch
+):
+    (tmp_path / "images").mkdir()
+    config = _tiny(tmp_path, dataset=str(tmp_path / "images"))
+    with pytest.raises(outputs.OutputRefusedError, match="holds the input dataset="):
+        workflow.check_out(config)
+    # `--out digits` twice: the registered dataset "digits" is no path, whatever is there.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "digits").mkdir()
+    assert str(workflow.check_out(_tiny("digits", dataset="digits"))) == "digits"

@@ -24,6 +24,7 @@ from tfvae import inference, plots, random, validation
 # `train` would stall one of the two. `images` shows in TensorBoard as a run of its own.
 IMAGES_RUN = "images"
 
+
 class LatentDiagnostics(keras.callbacks.Callback):
     """Counts active latent units at the end of every `every`-th epoch.
 

@@ -64,12 +64,20 @@ def _train(args) -> int:
         objective=args.objective,
         num_samples=args.num_samples,
         activation=args.activation,
+        beta=args.beta,
+        kl_warmup_epochs=args.kl_warmup_epochs,
+        kl_cycles=args.kl_cycles,
+        free_bits=args.free_bits,
         seed=args.seed,
         out=args.out,
         tensorboard=args.tensorboard,
         jit_compile=not args.no_xla,
     )
-    out = workflow.train(config)
+    if args.export:  # Refuse the export's folders now, not after an hour of training.
+        from tfvae import export
+
+        export.check_destinations(workflow.check_out(config).name)
+    out = workflow.train(config, restart=args.restart)
     print(f"Wrote {out}/: model.keras, config.json, history.json, samples.png, reconstructions.png")
     if args.export:
         bundle = workflow.export(out)
@@ -221,9 +229,43 @@ def build_parser() -> argparse.ArgumentParser:
         "--num-samples", type=int, default=1, help="latent samples per example and step (1)"
     )
     train.add_argument("--activation", default="relu", help="hidden activation (relu)")
+    train.add_argument(
+        "--beta", type=float, default=1.0, help="KL weight of the elbo objective (1.0)"
+    )
+    kl_schedule = train.add_mutually_exclusive_group()
+    kl_schedule.add_argument(
+        "--kl-warmup-epochs",
+        type=int,
+        metavar="E",
+        help="raise the KL weight linearly from 0 to --beta over the first E epochs",
+    )
+    kl_schedule.add_argument(
+        "--kl-cycles",
+        type=int,
+        metavar="M",
+        help="cyclical KL annealing: M cycles over the run, each rising from 0 to --beta "
+        "over its first half (Fu et al. 2019)",
+    )
+    train.add_argument(
+        "--free-bits",
+        type=float,
+        default=0.0,
+        metavar="NATS",
+        help="free bits: a floor on each latent dimension's batch-mean KL (0: off)",
+    )
     train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and data (0)")
-    train.add_argument("--out", help="output folder (saved_models/<dataset>); replaced whole")
+    train.add_argument(
+        "--out",
+        help="output folder (saved_models/<dataset>); must be new, empty, or a model folder "
+        "tfvae wrote, which is replaced (its SavedModel versions are kept)",
+    )
     train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
+    train.add_argument(
+        "--restart",
+        action="store_true",
+        help="discard the checkpoint an interrupted run left in OUT.checkpoint/ (without "
+        "it, the same command resumes that run)",
+    )
     train.add_argument(
         "--no-xla", action="store_true", help="do not compile the train step with XLA"
     )
@@ -271,7 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("model", help="a folder written by 'tfvae train'")
     export.add_argument("--name", help="the export's name (default: the model folder's name)")
-    export.add_argument("--out", help="bundle folder (export/NAME); replaced whole")
+    export.add_argument(
+        "--out", help="bundle folder (export/NAME); must be new, empty, or a bundle tfvae wrote"
+    )
     export.add_argument(
         "--saved-model-dir", help="SavedModel base folder (saved_models/NAME); gets VERSION/"
     )

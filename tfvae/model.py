@@ -616,22 +616,39 @@ class VAE(keras.Model):
         return {tracker.name: tracker.result() for tracker in self._trackers}
 
     def fit(self, x=None, *args, validation_data=None, **kwargs):
-        """`keras.Model.fit`, after checking that the data lie in the likelihood's support."""
+        """`keras.Model.fit`, after checking that the data are not empty and lie in the
+        likelihood's support."""
         return super().fit(
-            self._checked(x), *args, validation_data=self._checked(validation_data), **kwargs
+            self._checked(x, "x"),
+            *args,
+            validation_data=self._checked(validation_data, "validation_data"),
+            **kwargs,
         )
 
     def evaluate(self, x=None, *args, **kwargs):
-        """`keras.Model.evaluate`, after checking the data's support."""
-        return super().evaluate(self._checked(x), *args, **kwargs)
+        """`keras.Model.evaluate`, after checking that the data are not empty and lie in
+        the likelihood's support."""
+        return super().evaluate(self._checked(x, "x"), *args, **kwargs)
 
-    def _checked(self, data):
-        """Checks arrays now, and `tf.data` batches as they are read, against the support."""
+    def _checked(self, data, argument: str):
+        """Checks arrays now, and `tf.data` batches as they are read, against the support;
+        refuses data known to hold no example, naming `argument`."""
         if isinstance(data, tf.data.Dataset):
+            if data.cardinality() == 0:
+                raise ValueError(
+                    f"Expected {argument} to hold at least one batch. Received: an empty "
+                    "tf.data.Dataset"
+                )
             return data.map(self._assert_in_support)
         if isinstance(data, tuple) and data:
-            return (self._checked(data[0]), *data[1:])
+            return (self._checked(data[0], argument), *data[1:])
         if isinstance(data, np.ndarray | tf.Tensor):
+            shape = tuple(data.shape)
+            if shape and shape[0] == 0:
+                raise ValueError(
+                    f"Expected {argument} to hold at least one example. Received: "
+                    f"{argument} of shape {shape}"
+                )
             self.likelihood.check_support(data)
         return data
 

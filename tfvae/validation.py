@@ -13,6 +13,15 @@ def positive_int(value, argument: str) -> int:
     return int(value)
 
 
+def non_negative_int(value, argument: str) -> int:
+    """Returns `value` as an int, or raises ValueError unless it is an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+        raise ValueError(
+            f"Expected {argument} to be a non-negative integer. Received: {argument}={value!r}"
+        )
+    return int(value)
+
+
 MAX_SEED = 2**31 - 1
 
 

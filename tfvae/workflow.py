@@ -9,20 +9,34 @@ A trained model lives in one folder (default `saved_models/<dataset>/`):
     samples.png           E[x|z] for 64 draws z from the prior
     reconstructions.png   test images beside their reconstructions
 
-The folder is written atomically: a failed run leaves the previous one as it was, and a
-new run replaces the whole folder.
+The folder is written atomically: a failed run leaves the previous one as it was. A new
+run replaces only a model folder that tfvae wrote, keeping its SavedModel version folders
+(`1/`, `2/`, ...); it refuses any other folder before training (see `tfvae.outputs`).
 """
 
 import dataclasses
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from tfvae import atomic, data, latent, likelihoods, networks, objectives, plots, validation
+from tfvae import (
+    callbacks,
+    checkpoints,
+    data,
+    latent,
+    likelihoods,
+    networks,
+    objectives,
+    outputs,
+    plots,
+    schedules,
+    validation,
+)
 from tfvae.model import VAE
 
 ARCHITECTURES = ("mlp", "conv")
@@ -127,6 +141,11 @@ class TrainConfig:
     `objective` and `num_samples` are `tfvae.VAE`'s (e.g. `"iwae"` with 5 samples);
     `activation` is the hidden layers' (MLP and conv); `lr_schedule="cosine"` decays the
     Adam learning rate from `learning_rate` to 0 along a half cosine over all steps.
+
+    The KL weight of the `"elbo"` objective is `beta`, reached by a linear warm-up over
+    the first `kl_warmup_epochs` epochs, or by `kl_cycles` cyclical ramps over the run
+    (`tfvae.schedules`); `free_bits` is the free-bits floor in nats per latent dimension
+    (`tfvae.objectives.ELBO`).
     """
 
     dataset: str = "digits"
@@ -142,6 +161,10 @@ class TrainConfig:
     objective: str = "elbo"
     num_samples: int = 1
     activation: str = "relu"
+    beta: float = 1.0
+    kl_warmup_epochs: int | None = None
+    kl_cycles: int | None = None
+    free_bits: float = 0.0
     seed: int = 0
     out: str | None = None
     tensorboard: str | None = None
@@ -156,6 +179,25 @@ class TrainConfig:
         validation.positive_float(self.learning_rate, "learning_rate")
         validation.one_of(self.lr_schedule, LEARNING_RATE_SCHEDULES, "lr_schedule")
         validation.one_of(self.objective, objectives.registry.names(), "objective")
+        validation.non_negative_float(self.beta, "beta")
+        validation.non_negative_float(self.free_bits, "free_bits")
+        for name in ("kl_warmup_epochs", "kl_cycles"):
+            if getattr(self, name) is not None:
+                validation.positive_int(getattr(self, name), name)
+        if self.kl_warmup_epochs is not None and self.kl_cycles is not None:
+            raise ValueError(
+                "Expected at most one KL schedule. Received: "
+                f"kl_warmup_epochs={self.kl_warmup_epochs}, kl_cycles={self.kl_cycles}"
+            )
+        kl_options = {"beta": self.beta != 1.0, "free_bits": self.free_bits > 0}
+        kl_options.update(kl_warmup_epochs=self.kl_warmup_epochs, kl_cycles=self.kl_cycles)
+        used = [name for name, value in kl_options.items() if value]
+        if self.objective != "elbo" and used:
+            raise ValueError(
+                f"Expected objective='elbo' with the KL options {used}: the "
+                f"{self.objective!r} objective does not weight the KL. Received: "
+                f"objective={self.objective!r}"
+            )
         keras.activations.get(self.activation)  # Fails early on an unknown name.
         if self.architecture is not None:
             validation.one_of(self.architecture, ARCHITECTURES, "architecture")
@@ -171,7 +213,7 @@ class TrainConfig:
             likelihood=self.likelihood or recipe.likelihood,
             architecture=self.architecture or recipe.architecture,
             hidden=tuple(self.hidden if self.hidden is not None else recipe.hidden),
-            out=self.out or str(Path("saved_models") / Path(self.dataset).stem),
+            out=str(_out_path(self)),
         )
 
 
@@ -183,7 +225,8 @@ def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
 def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -> VAE:
     """A VAE for `config` (resolved) and its data `recipe`, compiled for training.
 
-    `steps` is the number of training steps, which a `"cosine"` schedule needs.
+    `steps` is the number of training steps, which a `"cosine"` learning rate and the
+    KL schedules need.
     """
     likelihood = config.likelihood
     if likelihood == "binomial":
@@ -196,71 +239,162 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     else:
         encoder = networks.mlp_encoder(hidden=config.hidden, **encoder_options)
         decoder = networks.mlp_decoder(hidden=config.hidden, **decoder_options)
+    needs_steps = config.lr_schedule == "cosine" or config.kl_warmup_epochs or config.kl_cycles
+    if needs_steps and steps is None:
+        raise ValueError(
+            "Expected the number of training steps for lr_schedule='cosine' and the KL "
+            "schedules. Received: steps=None"
+        )
+    beta = config.beta
+    if config.kl_warmup_epochs:
+        warmup_steps = config.kl_warmup_epochs * steps // config.epochs
+        beta = schedules.LinearWarmup(steps=max(warmup_steps, 1), end=config.beta)
+    elif config.kl_cycles:
+        period = math.ceil(steps / config.kl_cycles)
+        beta = schedules.Cyclical(period=period, cycles=config.kl_cycles, end=config.beta)
+    objective = config.objective
+    if config.free_bits > 0:
+        objective = objectives.ELBO(free_bits=config.free_bits)
     model = VAE(
         encoder,
         decoder,
         latent_dim=config.latent_dim,
         likelihood=likelihood,
-        objective=config.objective,
+        objective=objective,
         num_samples=config.num_samples,
+        beta=beta,
         seed=config.seed,
     )
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
-        if steps is None:
-            raise ValueError("Expected the number of training steps for lr_schedule='cosine'.")
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=config.jit_compile)
     return model
 
 
-def train(config: TrainConfig, verbose: int | None = None) -> Path:
+def train(config: TrainConfig, verbose: int | None = None, restart: bool = False) -> Path:
     """Trains a VAE as `config` says and writes its folder (see the module docstring).
+
+    The run checkpoints after every epoch into `OUT.checkpoint/` (`tfvae.checkpoints`),
+    never touching the model folder until the run ends. Called again with the same
+    config after a kill, it resumes after the last checkpointed epoch and says so; the
+    checkpoint is deleted once the model folder is written.
 
     Args:
         config: the run; None fields take the dataset recipe's defaults.
         verbose: Keras verbosity (default: a progress bar on a terminal, one line per
-            epoch otherwise).
+            epoch otherwise); 0 also silences the resume message.
+        restart: discard a checkpoint left by an earlier run and start again.
 
     Returns:
         The folder written, `config.out` or `saved_models/<dataset>`.
+
+    Raises:
+        tfvae.outputs.OutputRefusedError: before training, when that folder or its
+            checkpoint folder holds anything tfvae did not write (see `check_out`).
+        tfvae.checkpoints.CheckpointMismatchError: when a checkpoint of another
+            configuration is there (and `restart` is False).
     """
+    out = check_out(config)  # before the data loads and the training starts
+    checkpoint = outputs.check_destination(
+        checkpoints.folder_for(out), outputs.CHECKPOINT, "checkpoint", _inputs(config)
+    )
     x_train, _ = data.load(config.dataset, split="train", data_dir=config.data_dir)
     x_test, _ = data.load(config.dataset, split="test", data_dir=config.data_dir)
     recipe = recipe_for(config.dataset, x_train, config.likelihood)
     config = config.resolve(recipe)
-    steps = config.epochs * math.ceil(len(x_train) / config.batch_size)
-    model = build_model(config, recipe, steps)
+    options = {**dataclasses.asdict(config), "recipe": dataclasses.asdict(recipe)}
+    if verbose is None:
+        verbose = 1 if sys.stdout.isatty() else 2
+    if restart:
+        checkpoints.discard(checkpoint)
+    resumed = checkpoints.resume(checkpoint, options)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    validation_x = model_input(x_test, recipe)
+    diagnostics = callbacks.LatentDiagnostics(validation_x, batch_size=config.batch_size)
+    if resumed is None:
+        model = build_model(config, recipe, config.epochs * steps_per_epoch)
+        initial_epoch, history = 0, None
+    else:
+        model, initial_epoch, history = resumed.model, resumed.epochs_done, resumed.history
+        diagnostics.history = resumed.latent
+        if verbose:
+            print(
+                f"Resuming from {checkpoint} after epoch {initial_epoch} of {config.epochs} "
+                "(--restart starts again)",
+                flush=True,
+            )
+    # Endless and addressable by epoch, so a resumed run continues the data's sequence.
     dataset = data.make_dataset(
         x_train,
         batch_size=config.batch_size,
         seed=config.seed,
         binarize=recipe.binarize,
         scale=recipe.scale,
+        repeat=True,
+        initial_epoch=initial_epoch,
     )
-    validation_x = model_input(x_test, recipe)
-    callbacks = []
+    saver = checkpoints.Checkpoint(checkpoint, options, history, diagnostics.history)
+    run_callbacks = [diagnostics, saver]  # the diagnostics add active_units to the logs
     if config.tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=config.tensorboard))
-    if verbose is None:
-        verbose = 1 if sys.stdout.isatty() else 2
-    history = model.fit(
+        run_callbacks += [
+            keras.callbacks.TensorBoard(log_dir=config.tensorboard),
+            callbacks.TensorBoardImages(
+                config.tensorboard,
+                validation_x,
+                seed=config.seed,
+                data_range=recipe.data_range,
+                batch_size=config.batch_size,
+            ),
+        ]
+    model.fit(
         dataset,
         epochs=config.epochs,
+        initial_epoch=initial_epoch,
+        steps_per_epoch=steps_per_epoch,
         validation_data=(validation_x,),
-        callbacks=callbacks,
+        callbacks=run_callbacks,
         shuffle=False,  # make_dataset shuffles, every epoch anew.
         verbose=verbose,
     )
-    out = Path(config.out)
-    with atomic.directory(out) as staging:
+    with outputs.directory(out, outputs.MODEL, "out", _inputs(config)) as staging:
         model.save(staging / "model.keras")
-        run = {"config": dataclasses.asdict(config), "recipe": dataclasses.asdict(recipe)}
+        run = {
+            "format": outputs.MODEL.format,
+            "config": dataclasses.asdict(config),
+            "recipe": dataclasses.asdict(recipe),
+        }
         (staging / "config.json").write_text(json.dumps(run, indent=2) + "\n")
-        (staging / "history.json").write_text(json.dumps(history.history, indent=2) + "\n")
+        history = {**saver.history, "latent": diagnostics.history}
+        (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         write_samples(model, recipe, staging / "samples.png", seed=config.seed, mean=True)
         write_reconstructions(model, recipe, validation_x[:32], staging / "reconstructions.png")
+    checkpoints.discard(checkpoint)
     return out
+
+
+def check_out(config: TrainConfig) -> Path:
+    """The model folder `train` writes for `config`, once `tfvae.outputs` accepts it.
+
+    It is `config.out`, else `saved_models/<dataset name>`: absent, empty, or a model
+    folder that tfvae wrote; neither the data nor the TensorBoard folder may be inside it.
+
+    Raises:
+        tfvae.outputs.OutputRefusedError: otherwise.
+    """
+    return outputs.check_destination(_out_path(config), outputs.MODEL, "out", _inputs(config))
+
+
+def _out_path(config: TrainConfig) -> Path:
+    return Path(config.out or Path("saved_models") / Path(config.dataset).stem)
+
+
+def _inputs(config: TrainConfig) -> dict:
+    """The folders and files a run reads or writes outside its model folder."""
+    inputs = {"data_dir": config.data_dir, "tensorboard": config.tensorboard}
+    if config.dataset not in data.DATASETS and os.path.lexists(config.dataset):
+        inputs["dataset"] = config.dataset  # a user's file or folder of images
+    return {name: path for name, path in inputs.items() if path}
 
 
 def load(model_dir) -> tuple[VAE, Recipe, TrainConfig]:
@@ -298,6 +432,9 @@ def evaluate(
             samples (`nll` in nats, `bits_per_dim`; see `tfvae.inference.evaluate`).
         refine_steps: also refine every test point's posterior for this many steps and
             report `elbo_refined` and `amortization_gap` (their mean difference, nats).
+
+    The result also has `kl_per_dimension`, `posterior_mean_variance`, `active_units`
+    and `active_dimensions` (`tfvae.inference.latent_diagnostics`), lists as JSON arrays.
     """
     from tfvae import inference
 
@@ -313,6 +450,7 @@ def evaluate(
     else:
         metrics = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
         result = {"examples": len(x), **{k: float(v) for k, v in metrics.items() if k != "loss"}}
+        result.update(inference.latent_diagnostics(model, x, batch_size=batch_size))
     if refine_steps is not None:
         gains, refined = [], []
         for start in range(0, len(x), batch_size):
@@ -358,7 +496,9 @@ def write_reconstructions(model: VAE, recipe: Recipe, x, path) -> Path:
     """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG."""
     reconstructions = np.asarray(model.predict(x, verbose=0))
     pairs = plots.interleave(x, reconstructions)
-    return plots.save_image_grid(path, pairs, data_range=recipe.data_range, columns=8)
+    return plots.save_image_grid(
+        path, pairs, data_range=recipe.data_range, columns=plots.RECONSTRUCTION_COLUMNS
+    )
 
 
 def plot(

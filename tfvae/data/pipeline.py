@@ -13,6 +13,9 @@ BINARIZATIONS = ("dynamic", "static", "threshold")
 _STATIC_CHUNK = 4096  # Examples binarized at a time, to bound the memory of the uniforms.
 
 
+_LAST_EPOCH = 2**62  # "without end": Dataset.range needs a stop
+
+
 def make_dataset(
     x: np.ndarray,
     y: np.ndarray | None = None,
@@ -23,11 +26,19 @@ def make_dataset(
     binarize: str | None = None,
     scale: float | None = None,
     drop_remainder: bool = False,
+    repeat: bool = False,
+    initial_epoch: int = 0,
 ) -> tf.data.Dataset:
     """Builds a `tf.data.Dataset` of float32 batches from in-memory arrays.
 
     Each pass over the dataset is one epoch: every example exactly once (the last batch
-    is smaller unless `drop_remainder`), in a new order each epoch when `shuffle`. The
+    is smaller unless `drop_remainder`), in a new order each epoch when `shuffle`. With
+    `repeat`, the dataset is instead an endless sequence of epochs, epoch e drawn from a
+    seed made of `seed` and e, and it starts at epoch `initial_epoch`: train on it with
+    `fit(..., steps_per_epoch=ceil(num_examples / batch_size))`, and a run resumed after
+    k epochs continues with `initial_epoch=k`, the same data order and noise as a run
+    that was never interrupted (Keras creates iterators at its own pace, so only an
+    epoch's own seed makes it reproducible). The
     examples are kept in memory in their own dtype (uint8 MNIST stays 1 byte per pixel)
     and converted per batch.
 
@@ -39,9 +50,9 @@ def make_dataset(
       every epoch sees the same binary images;
     - "dynamic": `b ~ Bernoulli(p)`, sampled anew for every batch of every epoch, the
       convention behind published MNIST log-likelihoods. The noise comes from stateless
-      random ops keyed by `tf.data.Dataset.random(seed=..., rerandomize_each_iteration=True)`,
-      so two datasets built with the same arguments yield the same sequence of epochs,
-      while successive epochs of one dataset differ.
+      random ops keyed by the epoch's seed and the batch's index, so two datasets built
+      with the same arguments yield the same sequence of epochs, while successive
+      epochs of one dataset differ.
 
     Args:
         x: examples, shape `(num_examples, ...)`, typically
@@ -58,6 +69,8 @@ def make_dataset(
             likelihood with `total_count=16`).
         drop_remainder: whether to drop the last batch when it is smaller than
             `batch_size`.
+        repeat: yield epoch after epoch without end (see above).
+        initial_epoch: with `repeat`, the first epoch's index (>= 0).
 
     Returns:
         A dataset whose elements are `x` batches, float32 of shape
@@ -97,6 +110,12 @@ def make_dataset(
         if np.issubdtype(y.dtype, np.integer) or y.dtype == np.bool_:
             y = y.astype(np.int64)
     validation.positive_int(batch_size, "batch_size")
+    validation.non_negative_int(initial_epoch, "initial_epoch")
+    if initial_epoch and not repeat:
+        raise ValueError(
+            "Expected repeat=True with initial_epoch: only an endless dataset has addressable "
+            f"epochs. Received: initial_epoch={initial_epoch}, repeat=False"
+        )
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
     ):
@@ -128,10 +147,8 @@ def make_dataset(
                 + ("; pass scale=255.0 for uint8 grey levels" if high > 1.0 else "")
             )
 
-    # Independent seeds for the shuffle and the noise, both fixed by `seed`.
-    shuffle_seed, noise_seed = (
-        int(s) for s in np.random.SeedSequence(seed).generate_state(2, dtype=np.uint32)
-    )
+    # The seed of every epoch's order and noise, fixed by `seed` (fresh entropy for None).
+    epoch_seed = int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint32)[0])
     if binarize == "static":
         x, divisor = _sample_bernoulli(x, divisor, seed), 1.0  # [N, ...] uint8 in {0, 1}
 
@@ -145,35 +162,34 @@ def make_dataset(
     def output(indices, x_batch):
         return x_batch if y_all is None else (x_batch, tf.gather(y_all, indices))
 
-    indices = tf.data.Dataset.range(len(x))
-    if shuffle:
-        indices = indices.shuffle(len(x), seed=shuffle_seed, reshuffle_each_iteration=True)
-    indices = indices.batch(batch_size, drop_remainder=drop_remainder)  # [B]
-
-    if binarize == "dynamic":
-        # One random int64 per batch, a different stream every epoch, same for equal seeds.
-        keys = tf.data.Dataset.random(seed=noise_seed, rerandomize_each_iteration=True)
-
-        def transform(batch_indices, key):
-            intensity = to_intensity(batch_indices)  # [B, ...]
-            uniform = tf.random.stateless_uniform(
-                tf.shape(intensity), seed=tf.stack([key, tf.constant(0, tf.int64)])
-            )
-            return output(batch_indices, tf.cast(uniform < intensity, tf.float32))
-
-        dataset = tf.data.Dataset.zip(indices, keys).map(
-            transform, num_parallel_calls=tf.data.AUTOTUNE
+    def batches_of_epoch(key):  # [2] int64 seed -> (batch key [2], batch indices [B])
+        order = tf.range(len(x), dtype=tf.int64)  # [N]
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=key)
+        batches = tf.data.Dataset.from_tensor_slices(order).batch(
+            batch_size, drop_remainder=drop_remainder
         )
-    else:
+        return batches.enumerate().map(
+            lambda index, indices: (tf.random.experimental.stateless_fold_in(key, index), indices)
+        )
 
-        def transform(batch_indices):
-            intensity = to_intensity(batch_indices)  # [B, ...]
-            if binarize == "threshold":
-                intensity = tf.cast(intensity > 0.5, tf.float32)
-            return output(batch_indices, intensity)
+    def transform(key, batch_indices):
+        intensity = to_intensity(batch_indices)  # [B, ...]
+        if binarize == "threshold":
+            intensity = tf.cast(intensity > 0.5, tf.float32)
+        elif binarize == "dynamic":
+            uniform = tf.random.stateless_uniform(tf.shape(intensity), seed=key)
+            intensity = tf.cast(uniform < intensity, tf.float32)
+        return output(batch_indices, intensity)
 
-        dataset = indices.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    if repeat:  # epoch e has the key (seed, e): epochs are addressable, for resuming
+        keys = tf.data.Dataset.range(initial_epoch, _LAST_EPOCH)
+        keys = keys.map(lambda epoch: tf.stack([tf.constant(epoch_seed, tf.int64), epoch]))
+    else:  # a new key for every pass over the dataset
+        keys = tf.data.Dataset.random(seed=epoch_seed, rerandomize_each_iteration=True).take(1)
+        keys = keys.map(lambda key: tf.stack([key, tf.constant(0, tf.int64)]))
+    dataset = keys.flat_map(batches_of_epoch)
+    return dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
 
 def preprocess(x, scale=None, binarize=None, seed=0) -> np.ndarray:

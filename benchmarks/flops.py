@@ -96,4 +96,6 @@ def train_step_flops(model, x) -> int:
     a batch shaped like `x`: the computation `train_step` runs before the optimizer."""
     seed = tf.constant([0, 0], tf.int32)
     x = tf.convert_to_tensor(x, tf.float32)
-    return function_flops(lambda x: model._loss_and_gradients(x, None, None, seed), x)
+    return function_flops(
+        lambda x: model._loss_and_gradients(x, None, None, seed, model.current_beta()), x
+    )

@@ -65,7 +65,9 @@ def main(argv=None) -> int:
     )
     workdir = Path(args.workdir)
     out = workdir / "saved_models" / name
-    timing = out / "train_seconds.json"  # written beside the model, read by --evaluate-only
+    # Beside the model folder, not in it (tfvae replaces only folders holding its own
+    # files); read by --evaluate-only.
+    timing = out.with_name(f"{name}.train_seconds.json")
     if args.evaluate_only:
         train_seconds = json.loads(timing.read_text()) if timing.is_file() else None
     else:

@@ -49,7 +49,8 @@ def profile(batch_size: int, jit_compile: bool, calls: int) -> dict:
     x = tf.constant((rng.random((batch_size, 28, 28, 1)) < 0.5).astype(np.float32))
     seed = tf.constant([1, 2], tf.int32)
     loss_and_gradients = tf.function(
-        lambda x: model._loss_and_gradients(x, None, None, seed), jit_compile=jit_compile
+        lambda x: model._loss_and_gradients(x, None, None, seed, model.current_beta()),
+        jit_compile=jit_compile,
     )
     constant = tf.data.Dataset.from_tensors(x).repeat()
     model.fit(constant, steps_per_epoch=3, verbose=0)  # compiles the step

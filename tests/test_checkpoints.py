@@ -1,5 +1,7 @@
 """A killed `tfvae train` resumes where it stopped; other configurations are refused."""
 
+import contextlib
+import io
 import json
 import signal
 import subprocess
@@ -12,17 +14,14 @@ import pytest
 
 from tfvae import checkpoints, cli, data, workflow
 
-EPOCHS = 12
+EPOCHS = 8
 STEPS_PER_EPOCH = 15  # 1,500 digits in batches of 100
 KILL_AFTER = 3  # epochs in the checkpoint before the kill
 RUN_SECONDS = 240  # each subprocess is bounded
 
 
-def _command(out, *extra):
+def _arguments(out, *extra):
     return [
-        sys.executable,
-        "-m",
-        "tfvae.cli",
         "train",
         "--dataset",
         "digits",
@@ -38,10 +37,12 @@ def _command(out, *extra):
     ]
 
 
-def _run(command, cwd):
-    return subprocess.run(
-        command, cwd=cwd, capture_output=True, text=True, timeout=RUN_SECONDS, check=False
-    )
+def _main(arguments):
+    """`tfvae` run in this process: (exit code, stdout, stderr)."""
+    stdout, stderr = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        code = cli.main(arguments)
+    return code, stdout.getvalue(), stderr.getvalue()
 
 
 def _epochs_done(folder):
@@ -79,22 +80,24 @@ def _test_elbo(folder):
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Two uninterrupted runs, and one killed after KILL_AFTER epochs and run again."""
+    """Two uninterrupted runs, and one killed (a subprocess, SIGKILL) after KILL_AFTER
+    epochs and run again; the runs that are not killed run in this process."""
     root = tmp_path_factory.mktemp("runs")
     results = {}
     for name in ("first", "second"):
-        finished = _run(_command(root / name), root)
-        assert finished.returncode == 0, finished.stderr[-3000:]
+        code, _, stderr = _main(_arguments(root / name))
+        assert code == 0, stderr[-3000:]
         results[name] = root / name
     killed = root / "killed"
     folder = checkpoints.folder_for(killed)
-    _kill_after_epoch(_command(killed), root, folder, KILL_AFTER)
+    command = [sys.executable, "-m", "tfvae.cli", *_arguments(killed)]
+    _kill_after_epoch(command, root, folder, KILL_AFTER)
     saved_epochs = _epochs_done(folder)
     checkpoint_model = keras.saving.load_model(folder / "model.keras")
-    other = _run(_command(killed, "--latent-dim", "3"), root)
+    other = _main(_arguments(killed, "--latent-dim", "3"))
     checkpoint_after_refusal = _epochs_done(folder)
-    resumed = _run(_command(killed), root)
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    resumed = _main(_arguments(killed))
+    assert resumed[0] == 0, resumed[2][-3000:]
     return {
         **results,
         "killed": killed,
@@ -108,8 +111,9 @@ def runs(tmp_path_factory):
 
 def test_a_killed_run_resumes_and_finishes_the_requested_epochs(runs):
     assert KILL_AFTER <= runs["saved_epochs"] < EPOCHS
-    assert f"Resuming from {checkpoints.folder_for(runs['killed'])}" in runs["resumed"].stdout
-    assert f"after epoch {runs['saved_epochs']} of {EPOCHS}" in runs["resumed"].stdout
+    _, stdout, _ = runs["resumed"]
+    assert f"Resuming from {checkpoints.folder_for(runs['killed'])}" in stdout
+    assert f"after epoch {runs['saved_epochs']} of {EPOCHS}" in stdout
     history = json.loads((runs["killed"] / "history.json").read_text())
     latent = history.pop("latent")
     assert {len(values) for values in history.values()} == {EPOCHS}
@@ -148,10 +152,10 @@ def test_resumed_run_ends_within_the_spread_of_uninterrupted_runs(runs):
 
 
 def test_a_checkpoint_of_another_configuration_is_refused(runs):
-    other = runs["other"]
-    assert other.returncode == 1
-    assert "latent_dim: 4 in the checkpoint, 3 now" in other.stderr
-    assert "--restart" in other.stderr
+    code, _, stderr = runs["other"]
+    assert code == 1
+    assert "latent_dim: 4 in the checkpoint, 3 now" in stderr
+    assert "--restart" in stderr
     assert runs["checkpoint_after_refusal"] == runs["saved_epochs"]  # left as it was
 
 

@@ -367,27 +367,31 @@ def test_export_refuses_an_out_it_did_not_write_before_converting(
     assert tree_snapshot(tmp_path) == before
 
 
-def test_train_kl_warmup_reaches_beta_by_the_step(tmp_path):
+def test_train_kl_options_reach_the_model(tmp_path):
     out = tmp_path / "warm"
     argv = ["train", "--epochs", "3", "--hidden", "16", "--latent-dim", "2", "--out", str(out)]
-    assert cli.main([*argv, "--kl-warmup-epochs", "2", "--beta", "0.5"]) == 0
+    assert cli.main([*argv, "--kl-warmup-epochs", "2", "--beta", "0.5", "--free-bits", "0.3"]) == 0
     history = json.loads((out / "history.json").read_text())
     # 1,500 digits in batches of 100: 15 steps per epoch, a warm-up over 2 x 15 = 30
     # steps; an epoch's logged beta is its last step's, t = 14, 29, 44.
     expected = [0.5 * min(t / 30, 1.0) for t in (14, 29, 44)]
     np.testing.assert_allclose(history["beta"], expected, rtol=1e-6)
-    run = json.loads((out / "config.json").read_text())["config"]
-    assert (run["beta"], run["kl_warmup_epochs"], run["kl_cycles"]) == (0.5, 2, None)
-
-
-def test_train_free_bits_builds_the_free_bits_objective(tmp_path):
-    out = tmp_path / "free"
-    argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--out", str(out)]
-    assert cli.main([*argv, "--free-bits", "0.3", "--kl-cycles", "2"]) == 0
     model, _, config = workflow.load(out)
-    assert model.objective.free_bits == 0.3 and config.free_bits == 0.3
-    # 15 steps in all, 2 cycles of ceil(15 / 2) = 8 steps rising to beta = 1.
-    assert model.beta == schedules.Cyclical(period=8, cycles=2, end=1.0)
+    assert model.beta == schedules.LinearWarmup(steps=30, start=0.0, end=0.5)
+    assert model.objective.free_bits == 0.3
+    assert (config.beta, config.kl_warmup_epochs, config.kl_cycles, config.free_bits) == (
+        0.5,
+        2,
+        None,
+        0.3,
+    )
+
+
+def test_kl_cycles_build_a_cyclical_schedule():
+    config = workflow.TrainConfig(kl_cycles=2, beta=2.0).resolve(workflow.RECIPES["digits"])
+    model = workflow.build_model(config, workflow.RECIPES["digits"], steps=15)
+    # 15 steps in all, 2 cycles of ceil(15 / 2) = 8 steps rising to beta = 2.
+    assert model.beta == schedules.Cyclical(period=8, cycles=2, end=2.0)
 
 
 @pytest.mark.parametrize(

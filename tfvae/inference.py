@@ -266,9 +266,9 @@ def latent_diagnostics(model, data, batch_size=100, threshold=0.01, seed=0, cond
 
 def _diagnostics_function(model, num_samples):
     def diagnose(x, seed, condition):  # ([B, D] posterior means, [B, D] KLs or None)
-        params = model.posterior_parameters(x, condition)
-        terms = model.latent_terms_given(x, params, num_samples, seed, condition=condition)
-        return params["loc"], terms.kl_per_dimension
+        params = model.posterior_parameters(x, condition)  # the encoder only
+        z = model.posterior_samples(params, num_samples, seed)  # [L, B, D]
+        return params["loc"], model.kl_per_dimension(params, z)
 
     return diagnose
 

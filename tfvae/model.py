@@ -397,12 +397,8 @@ class VAE(keras.Model):
         their own (refined per point, or reused across chunks of samples).
         """
         q = self.posterior.distribution(params)
-        dtype = q.dtype  # float32, or float64 for an encoder computing in float64
-        x = tf.cast(x, dtype)
-        noise = random.standard_normal(
-            [num_samples, tf.shape(x)[0], self.latent_dim], seed, dtype=dtype
-        )
-        z = self.posterior.reparameterize(params, noise)  # [L, B, D]
+        x = tf.cast(x, q.dtype)  # float32, or float64 for an encoder computing in float64
+        z = self.posterior_samples(params, num_samples, seed)  # [L, B, D]
         log_likelihood = self.decode(z, condition, training=training).log_prob(x)  # [L, B]
         p = self.prior
         log_prior = p.log_prob(z)  # [L, B]
@@ -410,7 +406,7 @@ class VAE(keras.Model):
         kl = self._analytic_kl(q, p) if self.kl == "analytic" else None
         if kl is None:
             kl = tf.reduce_mean(log_posterior - log_prior, axis=0)
-        kl_per_dimension = self._kl_per_dimension(params, z)
+        kl_per_dimension = self.kl_per_dimension(params, z)
         if kl_per_dimension is None and self.objective.needs_kl_per_dimension:
             raise ValueError(
                 f"The objective {self.objective!r} needs per-dimension KLs, so a posterior "
@@ -419,9 +415,19 @@ class VAE(keras.Model):
             )
         return LatentTerms(log_likelihood, log_prior, log_posterior, kl, kl_per_dimension)
 
-    def _kl_per_dimension(self, params, z):
+    def posterior_samples(self, params, num_samples, seed) -> tf.Tensor:
+        """`(num_samples, batch_size, latent_dim)` reparameterized z ~ q(z|x) under the
+        posterior's named `params`, from a `(2,)` stateless seed."""
+        loc = params["loc"]  # [B, D], float32 (float64 for a float64 encoder)
+        noise = random.standard_normal(
+            [num_samples, tf.shape(loc)[0], self.latent_dim], seed, dtype=loc.dtype
+        )
+        return self.posterior.reparameterize(params, noise)
+
+    def kl_per_dimension(self, params, z):
         """`(batch_size, latent_dim)` KL(q(z_d|x) || p(z_d)), or None if q or p does not
-        factorize; analytic or Monte Carlo over z `(L, batch_size, latent_dim)` as `kl`."""
+        factorize; analytic (with `kl="analytic"`) or the Monte Carlo mean over z
+        `(L, batch_size, latent_dim)` drawn from q, like the model's `kl`."""
         q_marginals = self.posterior.marginals(params)  # batch [B, D]
         p_marginals = self.prior_layer.marginals()  # batch [D]
         if q_marginals is None or p_marginals is None:

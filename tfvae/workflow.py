@@ -42,6 +42,9 @@ from tfvae.model import VAE
 ARCHITECTURES = ("mlp", "conv")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
+# Test examples per encoder pass of the per-epoch latent diagnostics: a test set up to this
+# size is one batch, so one compiled shape.
+_DIAGNOSTICS_BATCH = 10_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -311,7 +314,9 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
     resumed = checkpoints.resume(checkpoint, options)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     validation_x = model_input(x_test, recipe)
-    diagnostics = callbacks.LatentDiagnostics(validation_x, batch_size=config.batch_size)
+    diagnostics = callbacks.LatentDiagnostics(
+        validation_x, batch_size=min(len(validation_x), _DIAGNOSTICS_BATCH)
+    )
     if resumed is None:
         model = build_model(config, recipe, config.epochs * steps_per_epoch)
         initial_epoch, history = 0, None

@@ -130,3 +130,13 @@ def test_one_of_accepts_any_iterable_of_options():
 
 def test_positive_float_rejects_integers_too_large_for_a_float():
     assert_rejected(validation.positive_float, 10**400, "scale", "a finite number > 0")
+
+
+@pytest.mark.parametrize("value", [(1.0, 0.0), (0.0, 0.0), (0.0, float("inf")), "ab", 3, (1,)])
+def test_value_range_rejects_what_is_not_a_finite_increasing_pair(value):
+    with pytest.raises(ValueError, match=r"Expected data_range to be a pair \(low, high\)"):
+        validation.value_range(value, "data_range")
+
+
+def test_value_range_returns_floats():
+    assert validation.value_range((0, 16), "data_range") == (0.0, 16.0)

@@ -155,7 +155,7 @@ class TensorBoardImages(keras.callbacks.Callback):
         reconstructions = validation.positive_int(reconstructions, "reconstructions")
         batch_size = validation.positive_int(batch_size, "batch_size")
         random.as_seed(seed)  # fails now on a bad seed, not after the first epoch
-        low, high = _checked_range(data_range)
+        low, high = validation.value_range(data_range, "data_range")
         super().__init__()
         self.log_dir = Path(log_dir)
         self.x = x
@@ -202,17 +202,3 @@ class TensorBoardImages(keras.callbacks.Callback):
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-def _checked_range(data_range) -> tuple[float, float]:
-    """`(low, high)` as floats, or ValueError unless they are finite with high > low."""
-    try:
-        low, high = (float(value) for value in data_range)
-    except (TypeError, ValueError):
-        low = high = float("nan")
-    if not (np.isfinite(low) and np.isfinite(high) and high > low):
-        raise ValueError(
-            "Expected data_range to be a pair (low, high) of finite numbers with high > low. "
-            f"Received: data_range={data_range!r}"
-        )
-    return low, high

@@ -22,7 +22,6 @@ before it starts (`check_destinations`, `tfvae.outputs`).
 
 import hashlib
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -298,19 +297,12 @@ def _sha256(payload: bytes) -> str:
 
 
 def _display_range(model: VAE, x: np.ndarray, data_range) -> list[float]:
-    if data_range is not None:
-        low, high = (float(v) for v in data_range)
-    elif model.likelihood.family == "binomial":
-        low, high = 0.0, float(model.likelihood.total_count)
-    elif model.likelihood.family in ("bernoulli", "continuous_bernoulli"):
-        low, high = 0.0, 1.0
-    else:
-        low, high = float(x.min()), float(x.max())
-    if not (math.isfinite(low) and math.isfinite(high) and high > low):
-        raise ValueError(
-            f"Expected data_range (low, high) with high > low. Received: {(low, high)}"
-        )
-    return [low, high]
+    """`data_range`, else the likelihood's bounded support, else the range of `x`."""
+    if data_range is None:
+        bounds = model.likelihood.support_bounds()
+        bounded = bounds["low"] is not None and bounds["high"] is not None
+        data_range = (bounds["low"], bounds["high"]) if bounded else (x.min(), x.max())
+    return list(validation.value_range(data_range, "data_range"))
 
 
 def _manifest(

@@ -80,6 +80,21 @@ def _as_float(value) -> float | None:
         return math.inf
 
 
+def value_range(value, argument: str) -> tuple[float, float]:
+    """Returns `value` as a pair `(low, high)` of floats, or raises ValueError unless they
+    are finite with high > low (e.g. the data values shown as black and white)."""
+    try:
+        low, high = (float(number) for number in value)
+    except (TypeError, ValueError):
+        low = high = math.nan
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        raise ValueError(
+            f"Expected {argument} to be a pair (low, high) of finite numbers with high > low. "
+            f"Received: {argument}={value!r}"
+        )
+    return low, high
+
+
 def one_of(value, options, argument: str):
     """Returns `value`, or raises ValueError listing `options` when it is not one of them."""
     if value not in options:

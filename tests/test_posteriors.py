@@ -216,3 +216,38 @@ def test_posterior_registry():
         posteriors.FullCovariance(min_scale=0.5).get_config()
     )
     assert restored.min_scale == 0.5
+
+
+# ------------------------------------------------------------------ the numpy side
+
+
+@pytest.mark.parametrize("name", ["diagonal_normal", "full_covariance"])
+def test_numpy_side_matches_scipy_and_the_tensorflow_side(name):
+    """numpy log q(z|x) against scipy's multivariate normal, and numpy draws from given
+    noise against the TensorFlow reparameterization of the same noise."""
+    family = posteriors.get(name)
+    rng = np.random.default_rng(0)
+    raw = rng.normal(size=(3, family.param_size(4))).astype(np.float32)
+    params = {
+        k: v.numpy().astype(np.float64) for k, v in family.parameters(tf.constant(raw), 4).items()
+    }
+    noise = rng.normal(size=(5, 3, 4))
+    z = family.numpy_reparameterize(params, noise)
+    np.testing.assert_allclose(
+        z, family.reparameterize(params, tf.constant(noise, tf.float32)).numpy(), atol=1e-5
+    )
+    scale = params[family.scale_name]
+    covariances = [np.diag(s**2) if s.ndim == 1 else s @ s.T for s in scale]
+    expected = np.stack(
+        [
+            stats.multivariate_normal(params["loc"][i], covariances[i]).logpdf(z[:, i])
+            for i in range(3)
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(family.numpy_log_prob(z, params), expected, rtol=1e-9)
+    draws = family.numpy_sample(params, 40_000, np.random.default_rng(1))  # [L, 3, 4]
+    for i in range(3):
+        np.testing.assert_allclose(
+            np.cov(draws[:, i].T), covariances[i], atol=0.05 * scale.max() ** 2
+        )

@@ -106,3 +106,30 @@ def test_registering_a_non_subclass_raises():
     with pytest.raises(TypeError, match=r"Expected a subclass of Likelihood"):
         registry.register("plain")(type("Plain", (), {}))
     assert registry.names() == []
+
+
+def test_name_of_refuses_an_unregistered_subclass_that_would_pass_for_its_parent():
+    class Oval(RegistryTestCircle):
+        pass
+
+    assert shapes.name_of(RegistryTestCircle(2)) == "circle"
+    assert Oval.family == "circle"  # inherited: why the name alone cannot be trusted
+    with pytest.raises(ValueError, match=r"Expected a registered shape. Received: .*Oval"):
+        shapes.name_of(Oval())
+
+
+def test_class_of_lists_the_known_names():
+    assert shapes.class_of("square") is RegistryTestSquare
+    with pytest.raises(ValueError, match=r"Unknown shape 'oval'.*\['circle', 'square'\]"):
+        shapes.class_of("oval")
+
+
+def test_the_registry_imports_neither_keras_nor_tensorflow():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, tfvae.registry, tfvae.likelihoods, tfvae.posteriors, tfvae.objectives\n"
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -6,10 +6,10 @@ finite-difference gradient tests do). Every cast to "the log-probability dtype" 
 probability families and the model goes through this module.
 """
 
-import tensorflow as tf
+from tfvae._lazy import tf
 
 
-def log_prob_dtype(dtype) -> tf.DType:
+def log_prob_dtype(dtype):
     """float64 for float64, float32 for every other dtype (half precision, integers).
 
     Args:
@@ -25,7 +25,7 @@ def log_prob_dtype(dtype) -> tf.DType:
     return tf.float64 if tf.as_dtype(dtype) == tf.float64 else tf.float32
 
 
-def at_least_float32(value) -> tf.Tensor:
+def at_least_float32(value):
     """`value` as a tensor in its log-probability dtype: float64 kept, the rest float32."""
     value = tf.convert_to_tensor(value)
     return tf.cast(value, log_prob_dtype(value.dtype))

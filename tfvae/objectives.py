@@ -12,12 +12,13 @@ Objectives (`objective=` name):
       Burda, Grosse and Salakhutdinov (2015); tighter than the ELBO for L > 1.
 """
 
+from __future__ import annotations
+
 from typing import NamedTuple
 
-import tensorflow as tf
-
 from tfvae import validation
-from tfvae.registry import Registry
+from tfvae._lazy import tf
+from tfvae.registry import Family, Registry
 
 
 class LatentTerms(NamedTuple):
@@ -61,10 +62,9 @@ class LatentTerms(NamedTuple):
         return tf.reduce_logsumexp(self.log_weights, axis=0) - tf.math.log(num_samples)
 
 
-class Objective:
+class Objective(Family):
     """Base class: maps `LatentTerms` to a `(batch_size,)` loss to minimize."""
 
-    family: str = ""  # the registered name, set by the registry
     #: Whether the objective weights the KL by `beta` (the model rejects beta != 1 if not).
     uses_beta: bool = True
     #: Whether the loss reads `LatentTerms.kl_per_dimension` (factorized q and p only).
@@ -73,16 +73,6 @@ class Objective:
     def loss(self, terms: LatentTerms, beta) -> tf.Tensor:
         """The `(batch_size,)` loss; `beta` is the KL weight, a float or scalar tensor."""
         raise NotImplementedError
-
-    def get_config(self) -> dict:
-        return {}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}()"
 
 
 registry = Registry("objective", Objective)
@@ -120,9 +110,6 @@ class ELBO(Objective):
 
     def get_config(self):
         return {"free_bits": self.free_bits}
-
-    def __repr__(self):
-        return f"ELBO(free_bits={self.free_bits!r})"
 
 
 @registry.register("iwae")

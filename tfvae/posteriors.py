@@ -4,7 +4,10 @@ The encoder returns `param_size(latent_dim)` raw values per example. A posterior
 them into named parameters (`parameters`), into a distribution with batch `(batch_size,)`
 and event `(latent_dim,)` (`distribution`), and draws reparameterized samples from
 standard normal noise (`reparameterize`); the model supplies the noise so that the same
-seed gives the same samples with and without XLA (see `tfvae.random`).
+seed gives the same samples with and without XLA (see `tfvae.random`). The same class
+holds the numpy side that the ONNX runtime uses on the exported encoder's outputs
+(`numpy_sample`, `numpy_log_prob`). This module imports numpy only; TensorFlow is
+imported on first use of a TensorFlow method.
 
 Families (`posterior=` name):
     - `"diagonal_normal"`: N(loc, diag(scale^2)), the amortized posterior of Kingma and
@@ -13,24 +16,46 @@ Families (`posterior=` name):
       latent_dim + latent_dim (latent_dim + 1) / 2 encoder outputs.
 """
 
+from __future__ import annotations
+
+import math
+
 import numpy as np
-import tensorflow as tf
-import tensorflow_probability as tfp
 
 from tfvae import dtypes, validation
-from tfvae.registry import Registry
+from tfvae._lazy import tf, tfd
+from tfvae.registry import Family, Registry
 
-tfd = tfp.distributions
+_LOG_2PI = math.log(2.0 * math.pi)
 
 
-class Posterior:
+class Posterior(Family):
     """Base class of the posterior families."""
 
-    family: str = ""  # the registered name, set by the registry
     param_names: tuple[str, ...] = ()
 
     def __init__(self, min_scale: float = 1e-4):
         self.min_scale = validation.positive_float(min_scale, "min_scale")
+
+    @property
+    def scale_name(self) -> str:
+        """The parameter that holds the spread: `scale` or `scale_tril`."""
+        return self.param_names[1]
+
+    def numpy_sample(self, params: dict, num_samples: int, rng) -> np.ndarray:
+        """Draws `(num_samples, n, latent_dim)` z ~ q in numpy (float64) from the named
+        parameters of n examples, as the exported encoder outputs them."""
+        loc = np.asarray(params["loc"], dtype=np.float64)
+        noise = rng.standard_normal((num_samples, *loc.shape))
+        return self.numpy_reparameterize(params, noise)
+
+    def numpy_reparameterize(self, params: dict, noise: np.ndarray) -> np.ndarray:
+        """`reparameterize` in numpy: noise `(L, n, latent_dim)` -> z, float64."""
+        raise NotImplementedError
+
+    def numpy_log_prob(self, z: np.ndarray, params: dict) -> np.ndarray:
+        """log q(z|x) in numpy for z `(L, n, latent_dim)`: `(L, n)` float64 nats."""
+        raise NotImplementedError
 
     def param_size(self, latent_dim: int) -> int:
         """Encoder outputs needed per example for a `latent_dim`-dimensional posterior."""
@@ -59,13 +84,6 @@ class Posterior:
 
     def get_config(self) -> dict:
         return {"min_scale": self.min_scale}
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(min_scale={self.min_scale!r})"
 
 
 registry = Registry("posterior", Posterior)
@@ -96,6 +114,15 @@ class DiagonalNormal(Posterior):
 
     def reparameterize(self, params, noise):
         return params["loc"] + params["scale"] * noise
+
+    def numpy_reparameterize(self, params, noise):
+        scale = np.asarray(params["scale"], dtype=np.float64)
+        return np.asarray(params["loc"], dtype=np.float64) + scale * noise
+
+    def numpy_log_prob(self, z, params):
+        scale = np.asarray(params["scale"], dtype=np.float64)
+        standardized = (z - np.asarray(params["loc"], dtype=np.float64)) / scale
+        return np.sum(-0.5 * standardized**2 - np.log(scale) - 0.5 * _LOG_2PI, axis=-1)
 
     def marginals(self, params):
         return tfd.Normal(loc=params["loc"], scale=params["scale"])
@@ -141,6 +168,21 @@ class FullCovariance(Posterior):
 
     def reparameterize(self, params, noise):
         return params["loc"] + tf.einsum("bij,lbj->lbi", params["scale_tril"], noise)
+
+    def numpy_reparameterize(self, params, noise):
+        scale_tril = np.asarray(params["scale_tril"], dtype=np.float64)
+        loc = np.asarray(params["loc"], dtype=np.float64)
+        return loc + np.einsum("bij,lbj->lbi", scale_tril, noise)
+
+    def numpy_log_prob(self, z, params):
+        scale_tril = np.asarray(params["scale_tril"], dtype=np.float64)  # [n, D, D]
+        centred = z - np.asarray(params["loc"], dtype=np.float64)  # [L, n, D]
+        # eps = L^-1 (z - loc), solved per example: [n, D, D] against [n, D, L].
+        eps = np.linalg.solve(scale_tril, np.moveaxis(centred, 0, -1))  # [n, D, L]
+        log_det = np.sum(np.log(np.abs(np.diagonal(scale_tril, axis1=1, axis2=2))), axis=-1)
+        dim = scale_tril.shape[-1]
+        quadratic = np.sum(eps**2, axis=1).T  # [L, n]
+        return -0.5 * quadratic - log_det - 0.5 * dim * _LOG_2PI
 
 
 def get(identifier) -> Posterior:

@@ -1,6 +1,8 @@
 """Prior families p(z). Priors are Keras layers so that learnable ones train and save.
 
-The model builds its prior with `prior.build((latent_dim,))`.
+The model builds its prior with `prior.build((latent_dim,))`. Each layer class derives
+from its family in `tfvae.prior_families`, which owns its name, its exported parameters'
+names and its numpy sampler (what the ONNX runtime needs).
 
 Families (`prior=` name):
     - `"standard_normal"`: N(0, I), the default; KL to a Gaussian posterior is analytic.
@@ -10,12 +12,14 @@ Families (`prior=` name):
 
 import math
 
+import tfvae._backend  # noqa: F401
+
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import dtypes, random, validation
+from tfvae import dtypes, prior_families, random, validation
 from tfvae.registry import Registry
 
 tfd = tfp.distributions
@@ -33,7 +37,8 @@ class Prior(keras.layers.Layer):
         raise NotImplementedError
 
     def parameters(self) -> dict[str, np.ndarray]:
-        """The prior's constrained parameters as arrays, for manifests and the runtime."""
+        """The prior's constrained parameters as arrays, named as `param_names`, for the
+        manifest and the runtime."""
         return {}
 
     def marginals(self) -> tfd.Distribution | None:
@@ -49,8 +54,8 @@ class Prior(keras.layers.Layer):
 registry = Registry("prior", Prior)
 
 
-@registry.register("standard_normal")
-class StandardNormal(Prior):
+@registry.register(prior_families.StandardNormal.family)
+class StandardNormal(prior_families.StandardNormal, Prior):
     """The standard normal prior N(0, I)."""
 
     def distribution(self):
@@ -66,8 +71,8 @@ class StandardNormal(Prior):
         return tfd.Normal(loc=zeros, scale=tf.ones_like(zeros))
 
 
-@registry.register("mixture")
-class Mixture(Prior):
+@registry.register(prior_families.Mixture.family)
+class Mixture(prior_families.Mixture, Prior):
     """A learnable mixture of `num_components` diagonal Gaussians.
 
     Mathematical details: p(z) = sum_k pi_k N(z; mu_k, diag(sigma_k^2)) with

@@ -15,16 +15,16 @@ Example:
     >>> vae.beta = 0.5  # later: a constant again, from the next step on
 """
 
+import tfvae._backend  # noqa: F401
+
 import tensorflow as tf
 
 from tfvae import validation
-from tfvae.registry import Registry
+from tfvae.registry import Family, Registry
 
 
-class BetaSchedule:
+class BetaSchedule(Family):
     """Base class: `schedule(step)` is the KL weight at optimizer step `step` (from 0)."""
-
-    family: str = ""  # the registered name, set by the registry
 
     def __call__(self, step) -> tf.Tensor:
         """The weight at `step`, a float32 scalar tensor; `step` is an integer tensor."""
@@ -32,14 +32,6 @@ class BetaSchedule:
 
     def get_config(self) -> dict:
         raise NotImplementedError
-
-    @classmethod
-    def from_config(cls, config: dict):
-        return cls(**config)
-
-    def __repr__(self) -> str:
-        arguments = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
-        return f"{type(self).__name__}({arguments})"
 
     def __eq__(self, other) -> bool:
         return type(other) is type(self) and other.get_config() == self.get_config()

@@ -1,9 +1,9 @@
 """Test configuration: two logical CPU devices, so tf.distribute tests have replicas."""
 
+import tfvae._backend  # noqa: F401  (selects the TensorFlow backend before Keras loads)
+
 import pytest
 import tensorflow as tf
-
-import tfvae  # noqa: F401  (selects the TensorFlow backend before Keras loads)
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(

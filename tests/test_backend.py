@@ -1,11 +1,16 @@
-"""tfvae selects Keras's TensorFlow backend, refuses another, imports lazily, and registers
-its Keras classes as soon as Keras is loaded."""
+"""tfvae's training side selects Keras's TensorFlow backend and refuses another; the
+runtime imports without TensorFlow under any backend; tfvae registers its Keras classes as
+soon as Keras is loaded."""
 
+import ast
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+import tfvae
 
 
 def _run(code: str, **environment):
@@ -16,35 +21,69 @@ def _run(code: str, **environment):
     )
 
 
-def test_an_unset_backend_becomes_tensorflow():
-    result = _run("import os, tfvae; print(os.environ['KERAS_BACKEND'])")
+def test_an_unset_backend_becomes_tensorflow_when_the_training_side_loads():
+    result = _run(
+        "import os, tfvae\n"
+        "print(os.environ.get('KERAS_BACKEND'))\n"
+        "import tfvae.model, keras\n"
+        "print(os.environ['KERAS_BACKEND'], keras.backend.backend())\n"
+    )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "tensorflow"
+    # `import tfvae` alone leaves the environment as it was.
+    assert result.stdout.split() == ["None", "tensorflow", "tensorflow"]
 
 
-def test_another_backend_is_a_clear_error():
-    result = _run("import tfvae", KERAS_BACKEND="jax")
+@pytest.mark.parametrize("module", ["tfvae.model", "tfvae.networks", "tfvae.workflow"])
+def test_another_backend_is_a_clear_error_from_the_training_side(module):
+    result = _run(f"import tfvae, tfvae.likelihoods\nimport {module}", KERAS_BACKEND="jax")
     assert result.returncode != 0
     assert "tfvae needs Keras on the TensorFlow backend" in result.stderr
     assert "KERAS_BACKEND='jax'" in result.stderr
 
 
-def test_importing_tfvae_and_its_runtime_loads_no_tensorflow():
+@pytest.mark.parametrize("backend", [None, "jax", "torch"])
+def test_the_runtime_imports_under_any_backend_without_tensorflow_or_keras(backend):
+    environment = {} if backend is None else {"KERAS_BACKEND": backend}
     code = (
-        "import sys, tfvae, tfvae.runtime, tfvae.plots, tfvae.atomic\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+        "import os, sys, tfvae, tfvae.runtime, tfvae.plots, tfvae.atomic, tfvae.likelihoods\n"
+        "import tfvae.posteriors, tfvae.prior_families, tfvae.objectives\n"
+        "loaded = [m for m in ('tensorflow', 'keras', 'tensorflow_probability', 'jax', 'torch')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "assert os.environ.get('KERAS_BACKEND') == " + repr(backend) + "\n"
         "assert 'VAE' in tfvae.__all__ and 'runtime' in dir(tfvae)\n"
     )
-    result = _run(code)
+    result = _run(code, **environment)
     assert result.returncode == 0, result.stderr
 
 
-def test_importing_the_runtime_alone_loads_neither_tensorflow_nor_keras():
-    result = _run(
-        "import tfvae.runtime, sys\n"
-        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-    )
-    assert result.returncode == 0, result.stderr
+def _top_level_imports(path):
+    """The modules a file imports at its top level, in order."""
+    tree = ast.parse(path.read_text())
+    names = []
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
+            names.append(node.module)
+    return names
+
+
+def test_every_module_that_imports_tensorflow_selects_the_backend_first():
+    """A tfvae module importing Keras, TensorFlow or TFP at its top must import
+    tfvae._backend before them, or `import tfvae.<module>` could load Keras on the
+    backend of a `keras.json` and fail later in obscure ways."""
+    heavy = ("keras", "tensorflow", "tensorflow_probability", "tf2onnx")
+    package = Path(tfvae.__file__).parent
+    offenders = []
+    for path in sorted(package.rglob("*.py")):
+        imports = _top_level_imports(path)
+        first_heavy = next(
+            (i for i, name in enumerate(imports) if name.split(".")[0] in heavy), None
+        )
+        if first_heavy is not None and "tfvae._backend" not in imports[:first_heavy]:
+            offenders.append(str(path.relative_to(package)))
+    assert offenders == []
 
 
 @pytest.fixture(scope="module")

@@ -111,7 +111,7 @@ def test_manifest_records_the_model(tmp_path):
     )
     bundle = _export(vae, tmp_path, "binomial")
     manifest = json.loads((bundle / "manifest.json").read_text())
-    assert manifest["format_version"] == export.FORMAT_VERSION
+    assert manifest["format_version"] == 1  # tfvae.bundle.FORMAT_VERSION
     assert manifest["latent_dim"] == 3
     assert manifest["data"] == {"shape": [8, 8, 1], "dtype": "float32", "range": [0.0, 16.0]}
     assert manifest["likelihood"] == {
@@ -328,3 +328,26 @@ def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path
     with pytest.raises(ValueError, match="1 entry tfvae did not write: notes.txt"):
         _export(small_vae, tmp_path)
     assert tree_snapshot(tmp_path) == before
+
+
+def test_an_unregistered_family_is_refused_before_any_work(tmp_path, monkeypatch):
+    """A subclass of Bernoulli inherits its name; exported as "bernoulli" it would be
+    sampled as plain Bernoulli. The export names the problem before tracing anything."""
+
+    class SharperBernoulli(tfvae.likelihoods.Bernoulli):
+        def _distribution(self, params):
+            return super()._distribution({"logits": 2.0 * params["logits"]})
+
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder((8,)),
+        tfvae.networks.mlp_decoder((8,)),
+        latent_dim=2,
+        likelihood=SharperBernoulli(),
+        seed=0,
+    )
+    vae(_data("bernoulli", n=4))
+    traced = []
+    monkeypatch.setattr(export, "_decode_function", lambda *a: traced.append(a))
+    with pytest.raises(ValueError, match=r"registered likelihood.*SharperBernoulli"):
+        _export(vae, tmp_path)
+    assert traced == [] and not (tmp_path / "export").exists()

@@ -4,11 +4,14 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+import tfvae
 from tests.test_export import LIKELIHOODS, _data, _export, trained_vae
+from tfvae import export
 from tfvae.runtime import BundleError, Sampler
 
 N = 10_000
@@ -47,27 +50,6 @@ def test_runtime_support_of_draws(bundles):
     assert np.all(binomial == np.round(binomial)) and binomial.min() >= 0 and binomial.max() <= 16
     continuous = Sampler.load(bundles["continuous_bernoulli"][1]).sample(500, seed=0)
     assert continuous.min() >= 0 and continuous.max() <= 1
-
-
-def test_continuous_bernoulli_inverse_cdf_matches_the_density():
-    """The numpy inverse-CDF draw against the closed-form mean and a KS test."""
-    from scipy import stats
-
-    from tfvae.runtime import LIKELIHOOD_SAMPLERS
-
-    rng = np.random.default_rng(0)
-    for logit in (-3.0, -0.2, 1e-6, 2.5):
-        draws = LIKELIHOOD_SAMPLERS["continuous_bernoulli"](
-            {"logits": np.full(40_000, logit)}, {}, rng
-        )
-        lam = 1 / (1 + np.exp(-logit))
-
-        def cdf(x, lam=lam, logit=logit):
-            if abs(logit) < 1e-4:
-                return x
-            return (lam**x * (1 - lam) ** (1 - x) + lam - 1) / (2 * lam - 1)
-
-        assert stats.kstest(draws, cdf).pvalue > 1e-3
 
 
 def test_seeded_sampling_is_reproducible(bundles):
@@ -298,7 +280,8 @@ def test_x_outside_the_support_is_refused_by_name(
     message = str(info.value)
     assert message.startswith(
         f"Expected {name} in the support of the {likelihood_name!r} likelihood: {support}. "
-        f"Received: {name} with 1 entries outside it ({value:g} at index "
+        f"Received: {name} with 1 of {x[0].size if name != 'x' else x.size} entries outside "
+        f"it ({value:g} at index "
     )
 
 
@@ -393,9 +376,380 @@ def test_every_registered_family_declares_its_support():
     }
     texts = {name: likelihoods.get(name).support for name in declared}
     assert texts == {
-        "bernoulli": "in [0, 1]",
-        "binomial": "to be integers in [0, 16]",
-        "continuous_bernoulli": "in [0, 1]",
-        "gaussian": "finite",
-        "gaussian_learned_scale": "finite",
+        "bernoulli": "reals in [0, 1]",
+        "binomial": "integers in [0, 16]",
+        "continuous_bernoulli": "reals in [0, 1]",
+        "gaussian": "finite reals",
+        "gaussian_learned_scale": "finite reals",
     }
+
+
+# ----------------------------------------------------- draws, by distribution
+
+DRAWS = 4000
+
+
+def _sigmoid(logits):
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def _chi_square_pvalue(draws, values, probabilities):
+    """Pearson's chi-squared test of integer draws against a pmf on `values`, with
+    adjacent cells pooled until each expects at least 5 draws."""
+    from scipy import stats
+
+    observed = np.array([np.count_nonzero(draws == v) for v in values], dtype=float)
+    assert observed.sum() == len(draws), "a draw fell outside the support"
+    expected = probabilities * len(draws)
+    cells_observed, cells_expected, o, e = [], [], 0.0, 0.0
+    for count, mean in zip(observed, expected, strict=True):
+        o, e = o + count, e + mean
+        if e >= 5:
+            cells_observed.append(o)
+            cells_expected.append(e)
+            o = e = 0.0
+    if cells_expected:
+        cells_observed[-1] += o
+        cells_expected[-1] += e
+    if len(cells_expected) < 2:  # (nearly) all the mass in one cell: nothing to test
+        return 1.0
+    cells_expected = np.array(cells_expected) * sum(cells_observed) / sum(cells_expected)
+    return stats.chisquare(cells_observed, cells_expected).pvalue
+
+
+def _continuous_bernoulli_cdf(x, logit):
+    lam = _sigmoid(logit)
+    if abs(logit) < 1e-4:
+        return x
+    return (lam**x * (1 - lam) ** (1 - x) + lam - 1) / (2 * lam - 1)
+
+
+def _expected(name, params, index):
+    """(p-value function of the draws, variance) for one pixel, from its exported
+    parameters alone, with scipy and closed forms."""
+    from scipy import stats
+
+    if name == "gaussian":
+        loc, scale = float(params["loc"][index]), 0.5
+        return (lambda d: stats.kstest(d, stats.norm(loc, scale).cdf).pvalue), scale**2
+    if name == "gaussian_learned_scale":
+        loc, scale = float(params["loc"][index]), float(params["scale"][index])
+        return (lambda d: stats.kstest(d, stats.norm(loc, scale).cdf).pvalue), scale**2
+    if name == "continuous_bernoulli":
+        logit = float(params["logits"][index])
+        grid = np.linspace(0, 1, 20001)
+        density = np.gradient(_continuous_bernoulli_cdf(grid, logit), grid)
+        mean = np.trapezoid(grid * density, grid)
+        variance = np.trapezoid(grid**2 * density, grid) - mean**2
+        return (lambda d: stats.kstest(d, lambda x: _continuous_bernoulli_cdf(x, logit)).pvalue), (
+            variance
+        )
+    if name == "categorical":
+        logits = np.asarray(params["logits"][index], dtype=np.float64)
+        probabilities = np.exp(logits - logits.max())
+        probabilities /= probabilities.sum()
+        values = np.arange(len(probabilities))
+    else:  # bernoulli and binomial(16): binomial pmfs of their trials
+        trials = 1 if name == "bernoulli" else 16
+        values = np.arange(trials + 1)
+        probabilities = stats.binom(trials, _sigmoid(params["logits"][index])).pmf(values)
+    mean = np.sum(values * probabilities)
+    variance = np.sum(values**2 * probabilities) - mean**2
+    return (lambda d: _chi_square_pvalue(d, values, probabilities)), variance
+
+
+@pytest.mark.parametrize("likelihood_name", sorted(LIKELIHOODS))
+def test_runtime_draws_follow_the_exported_parameters(bundles, likelihood_name):
+    """x ~ p(x|z) at one z, every pixel tested against the distribution its exported
+    parameters give: chi-squared (discrete) or KS (continuous), and the variance."""
+    _, bundle = bundles[likelihood_name]
+    sampler = Sampler.load(bundle)
+    z = np.repeat(sampler.sample_latents(1, seed=5), DRAWS, axis=0)
+    draws = sampler.sample_given(z, seed=6).reshape(DRAWS, -1).astype(np.float64)  # [N, 64]
+    params = {
+        name: value[0].reshape(64, *value.shape[len(sampler.data_shape) + 1 :])
+        for name, value in sampler.decode(z[:1]).items()
+    }
+    p_values, draw_variances, variances = [], [], []
+    for pixel in range(64):
+        p_value, variance = _expected(likelihood_name, params, pixel)
+        p_values.append(p_value(draws[:, pixel]))
+        draw_variances.append(draws[:, pixel].var())
+        variances.append(variance)
+    # 64 tests: the smallest p-value falls below 1e-4 by chance with probability < 0.007.
+    assert min(p_values) > 1e-4, (min(p_values), int(np.argmin(p_values)))
+    # The pooled variance over 64 pixels x 4000 draws: a sampler that drops or doubles
+    # a scale is off by far more than the 3% allowed.
+    assert sum(draw_variances) / sum(variances) == pytest.approx(1.0, abs=0.03)
+
+
+@pytest.fixture(scope="module")
+def mixture_bundle(tmp_path_factory):
+    vae = trained_vae("gaussian", prior=tfvae.priors.Mixture(num_components=3, seed=2))
+    return vae, _export(vae, tmp_path_factory.mktemp("mixture"), "gaussian")
+
+
+def _mixture_cdf(params, dimension, temperature):
+    from scipy import stats
+
+    weights = np.exp(np.asarray(params["logits"]) - np.max(params["logits"]))
+    weights /= weights.sum()
+    locs = np.asarray(params["locs"])[:, dimension]
+    scales = temperature * np.asarray(params["scales"])[:, dimension]
+    mean = np.sum(weights * locs)
+    variance = np.sum(weights * (scales**2 + locs**2)) - mean**2
+
+    def cdf(z):
+        return np.sum(weights * stats.norm(locs, scales).cdf(np.asarray(z)[..., None]), axis=-1)
+
+    return cdf, variance
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+@pytest.mark.parametrize("prior", ["standard_normal", "mixture"])
+def test_runtime_prior_draws_follow_the_exported_prior(bundles, mixture_bundle, prior, temperature):
+    """z ~ p(z) per dimension against the prior's CDF (KS), and its variance."""
+    from scipy import stats
+
+    if prior == "mixture":
+        vae, bundle = mixture_bundle
+        params = json.loads((bundle / "manifest.json").read_text())["prior"]["parameters"]
+        np.testing.assert_allclose(params["locs"], vae.prior_layer.parameters()["locs"])
+        assert np.ptp(np.asarray(params["locs"])) > 1.0  # distinct means: dropping them shows
+    else:
+        bundle = bundles["bernoulli"][1]
+    sampler = Sampler.load(bundle)
+    z = sampler.sample_latents(20_000, seed=3, temperature=temperature).astype(np.float64)
+    assert z.shape == (20_000, 3)
+    for dimension in range(3):
+        if prior == "mixture":
+            cdf, variance = _mixture_cdf(params, dimension, temperature)
+        else:
+            cdf, variance = stats.norm(0, temperature).cdf, temperature**2
+        assert stats.kstest(z[:, dimension], cdf).pvalue > 1e-3
+        assert z[:, dimension].var() == pytest.approx(variance, rel=0.05)
+
+
+def _shared_latent_estimates(vae, sampler, x, num_samples, seed):
+    """log p(x) estimates by Keras and by the runtime from the same latents z ~ q(z|x)."""
+    from scipy.special import logsumexp
+
+    params = vae.posterior_parameters(x)
+    z = vae.posterior_samples(params, num_samples, tfvae.random.as_seed(seed))  # [L, n, D]
+    log_weights = vae.latent_terms_given(x, params, num_samples, tfvae.random.as_seed(seed))
+    keras_estimate = logsumexp(log_weights.log_weights.numpy(), axis=0) - np.log(num_samples)
+    ours = logsumexp(sampler.log_weights(x, z.numpy()), axis=0) - np.log(num_samples)
+    return ours, keras_estimate
+
+
+@pytest.mark.parametrize("which", ["binomial", "mixture"])
+def test_log_likelihood_agrees_with_the_keras_model_on_shared_latents(
+    bundles, mixture_bundle, which
+):
+    """The runtime's log-weights (numpy densities of the ONNX outputs) against Keras's
+    on the same 5000 latents per example: equal to float32 rounding, so the runtime's
+    estimate is `VAE.log_likelihood`'s whenever the noise is the same."""
+    vae, bundle = mixture_bundle if which == "mixture" else bundles["binomial"]
+    sampler = Sampler.load(bundle)
+    x = _data("gaussian" if which == "mixture" else "binomial", n=8, seed=3)
+    ours, keras_estimate = _shared_latent_estimates(vae, sampler, x, 5000, seed=0)
+    np.testing.assert_allclose(ours, keras_estimate, atol=0.01)
+    # With independent noise the two differ by Monte Carlo error only; this 1-epoch model's
+    # poor encoder makes that error large, so only the estimates' scale is compared here
+    # (the linear-Gaussian test below compares them per example).
+    independent = sampler.log_likelihood(x, num_samples=5000, seed=1)
+    assert np.all(np.abs(independent - keras_estimate) < 0.05 * np.abs(keras_estimate))
+
+
+# --------------------------------------------------------------------- scoring
+
+
+@pytest.fixture(scope="module")
+def linear_bundle(tmp_path_factory):
+    """The exact linear-Gaussian model with an imperfect full-covariance posterior."""
+    from tests.test_model import LinearGaussian
+
+    model = LinearGaussian()
+    x = model.data(16)
+    vae = model.exact_vae(shift=np.array([0.4, -0.3]), stretch=1.5, seed=0)
+    vae(x)
+    folder = tmp_path_factory.mktemp("linear")
+    bundle = export.export_model(
+        vae, out_dir=folder / "bundle", saved_model_dir=folder / "saved", x_reference=x
+    )
+    return model, x, vae, bundle
+
+
+def test_log_likelihood_reaches_the_exact_log_marginal(linear_bundle):
+    model, x, vae, bundle = linear_bundle
+    exact = model.log_marginal(x)
+    ours = Sampler.load(bundle).log_likelihood(x, num_samples=5000, seed=0)
+    keras_estimate = vae.log_likelihood(x, num_samples=5000, seed=1).numpy()
+    np.testing.assert_allclose(ours, exact, atol=0.1)
+    np.testing.assert_allclose(keras_estimate, exact, atol=0.1)
+    np.testing.assert_allclose(ours, keras_estimate, atol=0.05)
+
+
+def test_elbo_is_exact_with_the_exact_posterior(tmp_path):
+    """With q(z|x) the exact posterior every importance weight equals p(x): the ELBO
+    and the estimate are log p(x) whatever the noise."""
+    from tests.test_model import LinearGaussian
+
+    model = LinearGaussian()
+    x = model.data(8)
+    vae = model.exact_vae(seed=0)
+    vae(x)
+    bundle = export.export_model(
+        vae, out_dir=tmp_path / "b", saved_model_dir=tmp_path / "s", x_reference=x
+    )
+    sampler = Sampler.load(bundle)
+    exact = model.log_marginal(x)
+    np.testing.assert_allclose(sampler.elbo(x, num_samples=3, seed=0), exact, atol=2e-3)
+    np.testing.assert_allclose(sampler.log_likelihood(x, num_samples=7, seed=1), exact, atol=2e-3)
+
+
+def test_elbo_matches_the_closed_form_of_the_linear_model(linear_bundle):
+    """ELBO = log p(x) - KL(q(z|x) || p(z|x)); for q = N(m + shift, stretch^2 S) and the
+    exact posterior N(m, S) that KL is (stretch^2 d + shift' S^-1 shift - d
+    - 2 d log stretch) / 2, the same for every x."""
+    model, x, vae, bundle = linear_bundle
+    shift, stretch, d = np.array([0.4, -0.3]), 1.5, 2
+    kl = 0.5 * (
+        stretch**2 * d + shift @ np.linalg.solve(model.S, shift) - d - 2 * d * np.log(stretch)
+    )
+    exact = model.log_marginal(x) - kl
+    sampler = Sampler.load(bundle)
+    ours = sampler.elbo(x, num_samples=20_000, seed=0)
+    np.testing.assert_allclose(ours, exact, atol=0.1)
+    np.testing.assert_allclose(
+        vae.elbo_terms(x, num_samples=20_000, seed=0)["elbo"], exact, atol=0.1
+    )
+    np.testing.assert_array_equal(ours, sampler.elbo(x, num_samples=20_000, seed=0))
+    assert np.all(ours < sampler.log_likelihood(x, num_samples=2000, seed=1))
+
+
+def test_scores_check_their_inputs(bundles):
+    sampler = Sampler.load(bundles["binomial"][1])
+    with pytest.raises(ValueError, match=r"Expected x in the support .* integers in \[0, 16\]"):
+        sampler.log_likelihood(np.full((2, 8, 8, 1), 2.5), num_samples=4)
+    with pytest.raises(ValueError, match=r"Expected num_samples to be a positive integer"):
+        sampler.elbo(np.zeros((2, 8, 8, 1)), num_samples=0)
+
+
+def test_an_unknown_family_is_a_clear_bundle_error(bundles, tmp_path):
+    import shutil
+
+    from tfvae import bundle as bundle_format
+
+    folder = tmp_path / "bundle"
+    shutil.copytree(bundles["bernoulli"][1], folder)
+    manifest = json.loads((folder / "manifest.json").read_text())
+    manifest["likelihood"]["family"] = "poisson"
+    bundle_format.write_manifest(folder, manifest)
+    with pytest.raises(
+        BundleError, match=r"manifest\.json: Unknown likelihood 'poisson'.*imported"
+    ):
+        Sampler.load(folder)
+
+
+# ------------------------------------------------------ the runtime-only install
+
+REPOSITORY = Path(__file__).resolve().parent.parent
+
+
+def test_the_runtime_only_install_loads_verifies_samples_and_scores(bundles, tmp_path):
+    """`pip install tfvae` (the base install, as the README documents it for deployment
+    hosts) into a fresh virtual environment: no TensorFlow, Keras or TFP is installed,
+    and the Sampler still verifies a bundle, refuses an altered one, samples and scores,
+    from Python and from the `tfvae` command line."""
+    import shutil
+
+    source = tmp_path / "source"  # what a wheel is built from, outside the working tree
+    shutil.copytree(
+        REPOSITORY / "tfvae", source / "tfvae", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPOSITORY / name, source / name)
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    python = str(venv / "bin" / "python")
+    install = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(source)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert install.returncode == 0, install.stderr[-3000:]
+
+    vae, bundle = bundles["binomial"]
+    altered = tmp_path / "altered"
+    shutil.copytree(bundle, altered)
+    payload = bytearray((altered / "decoder.onnx").read_bytes())
+    payload[len(payload) // 2] ^= 0xFF
+    (altered / "decoder.onnx").write_bytes(bytes(payload))
+    np.save(tmp_path / "x.npy", _data("binomial", n=4, seed=3))
+    script = textwrap.dedent(
+        f"""
+        import importlib.util, sys
+        import numpy as np
+        missing = [m for m in ("tensorflow", "keras", "tensorflow_probability", "tf2onnx")
+                   if importlib.util.find_spec(m) is not None]
+        assert missing == [], missing
+        from tfvae.runtime import BundleError, Sampler
+        try:
+            Sampler.load({str(altered)!r})
+        except BundleError as error:
+            assert "decoder.onnx" in str(error), error
+        else:
+            raise AssertionError("an altered bundle was loaded")
+        sampler = Sampler.load({str(bundle)!r})
+        x = sampler.sample(16, seed=0)
+        assert x.shape == (16, 8, 8, 1), x.shape
+        scores = sampler.log_likelihood(np.load({str(tmp_path / "x.npy")!r}), 200, seed=0)
+        print(float(x.sum()), *scores)
+        loaded = [m for m in ("tensorflow", "keras") if m in sys.modules]
+        assert loaded == [], loaded
+        """
+    )
+    result = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    total, *scores = (float(value) for value in result.stdout.split())
+    here = Sampler.load(bundle)
+    assert total == float(here.sample(16, seed=0).sum())
+    expected = here.log_likelihood(_data("binomial", n=4, seed=3), 200, seed=0)
+    np.testing.assert_allclose(scores, expected, rtol=1e-6)
+
+    tfvae_command = str(venv / "bin" / "tfvae")
+    png = tmp_path / "samples.png"
+    sample = subprocess.run(
+        [tfvae_command, "sample", "--bundle", str(bundle), "-n", "4", "--out", str(png)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert sample.returncode == 0, sample.stderr[-3000:]
+    assert png.read_bytes().startswith(b"\x89PNG")
+    score = subprocess.run(
+        [tfvae_command, "score", "--bundle", str(bundle), str(tmp_path / "x.npy")]
+        + ["--num-samples", "200", "--seed", "0"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert score.returncode == 0, score.stderr[-3000:]
+    rows = score.stdout.strip().splitlines()
+    assert rows[0] == "index,elbo,log_likelihood" and len(rows) == 5
+    np.testing.assert_allclose([float(row.split(",")[2]) for row in rows[1:]], expected, rtol=1e-6)
+    train = subprocess.run(
+        [tfvae_command, "train", "--epochs", "1"], capture_output=True, text=True, timeout=300
+    )
+    assert train.returncode == 1, train.stderr[-3000:]
+    assert "pip install 'tfvae[train]'" in train.stderr and "Traceback" not in train.stderr
+
+
+@pytest.mark.parametrize("seed", [-1, 2**31, 1.5, True])
+def test_seeds_share_the_one_range_of_tfvae(bundles, seed):
+    sampler = Sampler.load(bundles["bernoulli"][1])
+    with pytest.raises(ValueError, match=r"Expected seed to be an integer in \[0, 2147483647\]"):
+        sampler.sample(2, seed=seed)
+    assert sampler.sample(2, seed=2**31 - 1).shape == (2, 8, 8, 1)

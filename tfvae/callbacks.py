@@ -12,6 +12,8 @@ see `active_units` (Keras passes one `logs` dict along the list, in order).
 
 from pathlib import Path
 
+import tfvae._backend  # noqa: F401
+
 import keras
 import numpy as np
 import tensorflow as tf

@@ -21,6 +21,8 @@ import json
 import shutil
 from pathlib import Path
 
+import tfvae._backend  # noqa: F401
+
 import keras
 
 from tfvae import outputs

@@ -20,18 +20,17 @@ a bundle or a SavedModel version that tfvae wrote, and refuses any other destina
 before it starts (`check_destinations`, `tfvae.outputs`).
 """
 
-import hashlib
-import json
 from pathlib import Path
+
+import tfvae._backend  # noqa: F401
 
 import numpy as np
 import tensorflow as tf
 
 import tfvae
-from tfvae import atomic, outputs, validation
+from tfvae import atomic, bundle, likelihoods, outputs, posteriors, priors, validation
 from tfvae.model import VAE
 
-FORMAT_VERSION = 1
 COMPONENTS = ("decoder", "encoder")
 SIGNATURES = {"decoder": "decode", "encoder": "encode"}
 _PARITY_SAMPLES = 64
@@ -149,6 +148,7 @@ def export_model(
     opset = validation.positive_int(opset, "opset")
     atol = validation.positive_float(atol, "atol")
     name = name or model.name
+    families = _family_names(model)  # an unregistered family is refused before any work
     out_dir, saved_model_dir, version_dir = check_destinations(
         name, out_dir, saved_model_dir, version
     )
@@ -181,7 +181,7 @@ def export_model(
         outputs.check_destination(version_dir, outputs.SAVED_MODEL, "saved_model_dir/VERSION")
 
     with (
-        atomic.directory(out_dir, check=check) as bundle,
+        atomic.directory(out_dir, check=check) as bundle_dir,
         atomic.directory(version_dir, check=check) as saved_model,
     ):
         _write_saved_model(model, functions, saved_model)
@@ -195,7 +195,7 @@ def export_model(
             received = _numpy(signature(**feeds))
             errors["saved_model"][component] = _max_abs_error(expected[component], received)
 
-            path = bundle / f"{component}.onnx"
+            path = bundle_dir / f"{component}.onnx"
             tf2onnx.convert.from_function(
                 function,
                 input_signature=function.input_signature,
@@ -217,19 +217,17 @@ def export_model(
             raise ExportParityError(errors, atol)
         manifest = _manifest(
             model,
+            families,
             name,
             opset,
             version,
             io_names,
             errors,
             atol,
-            bundle,
-            saved_model,
+            bundle_dir,
             _display_range(model, x, data_range),
         )
-        text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-        (bundle / "manifest.json").write_text(text)
-        (bundle / "manifest.sha256").write_text(_sha256(text.encode()) + "  manifest.json\n")
+        bundle.write_manifest(bundle_dir, manifest)
     return out_dir
 
 
@@ -292,21 +290,29 @@ def _max_abs_error(expected: dict, received: dict) -> float:
     return max(float(np.max(np.abs(expected[k] - received[k]), initial=0.0)) for k in expected)
 
 
-def _sha256(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
-
-
 def _display_range(model: VAE, x: np.ndarray, data_range) -> list[float]:
     """`data_range`, else the likelihood's bounded support, else the range of `x`."""
     if data_range is None:
-        bounds = model.likelihood.support_bounds()
-        bounded = bounds["low"] is not None and bounds["high"] is not None
-        data_range = (bounds["low"], bounds["high"]) if bounded else (x.min(), x.max())
+        data_range = model.likelihood.display_range() or (x.min(), x.max())
     return list(validation.value_range(data_range, "data_range"))
 
 
+def _family_names(model: VAE) -> dict[str, str]:
+    """The registered names of the model's families, which the runtime looks up.
+
+    Raises:
+        ValueError: for a family that is not registered under a name of its own (e.g.
+            an unregistered subclass of `Bernoulli`, which would be sampled as one).
+    """
+    return {
+        "likelihood": likelihoods.registry.name_of(model.likelihood),
+        "prior": priors.registry.name_of(model.prior_layer),
+        "posterior": posteriors.registry.name_of(model.posterior),
+    }
+
+
 def _manifest(
-    model, name, opset, version, io_names, errors, atol, bundle, saved_model, data_range
+    model, families, name, opset, version, io_names, errors, atol, bundle_dir, data_range
 ) -> dict:
     import onnx
     import tf2onnx
@@ -314,7 +320,6 @@ def _manifest(
     prior = model.prior_layer
     return {
         "format": outputs.BUNDLE.format,
-        "format_version": FORMAT_VERSION,
         "name": name,
         "versions": {
             "tfvae": tfvae.__version__,
@@ -327,17 +332,17 @@ def _manifest(
         "condition_shape": None if model.condition_shape is None else list(model.condition_shape),
         "data": {"shape": list(model.data_shape), "dtype": "float32", "range": data_range},
         "likelihood": {
-            "family": model.likelihood.family,
+            "family": families["likelihood"],
             "parameters": list(model.likelihood.param_names),
             "constants": model.likelihood.constants(),
             "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime
         },
         "prior": {
-            "family": prior.family,
+            "family": families["prior"],
             "parameters": {k: v.tolist() for k, v in prior.parameters().items()},
         },
         "posterior": {
-            "family": model.posterior.family,
+            "family": families["posterior"],
             "parameters": list(model.posterior.param_names),
         },
         "onnx": io_names,
@@ -345,6 +350,6 @@ def _manifest(
             "version": version,
             "signatures": sorted(SIGNATURES[c] for c in io_names) + ["serving_default"],
         },
-        "files": {path.name: _sha256(path.read_bytes()) for path in sorted(bundle.glob("*.onnx"))},
+        "files": bundle.file_digests(bundle_dir, (entry["file"] for entry in io_names.values())),
         "parity": {"atol": atol, "max_abs_error": errors},
     }

@@ -15,6 +15,8 @@ what the families need (the model checks and says the width it needs).
 import math
 from collections.abc import Iterable
 
+import tfvae._backend  # noqa: F401
+
 import keras
 import numpy as np
 import tensorflow as tf

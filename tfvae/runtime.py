@@ -1,145 +1,56 @@
-"""Run an exported VAE with numpy and onnxruntime only: this module never imports TensorFlow.
+"""Run an exported VAE with numpy and onnxruntime only: no TensorFlow, no Keras.
 
     >>> from tfvae.runtime import Sampler
     >>> sampler = Sampler.load("export/digits")
     >>> x = sampler.sample(64, seed=0)             # (64, *data_shape) float32
     >>> loc, scale = sampler.encode(x)
+    >>> scores = sampler.log_likelihood(x, num_samples=1000)   # (64,) nats
 
-The bundle is a folder written by `tfvae.export.export_model`: `decoder.onnx`,
-`encoder.onnx` (optional), `manifest.json` and `manifest.sha256`. `Sampler.load` checks
-the manifest's checksum and every file's SHA-256 before it opens a session, so a missing
-or altered file is refused with its name. z ~ p(z) and x ~ p(x|z) are drawn in numpy from
-the parameters the ONNX decoder computes, for every likelihood family.
+The bundle is a folder written by `tfvae.export.export_model` (see `tfvae.bundle`).
+`Sampler.load` checks the manifest's checksum and every file's SHA-256 before it opens a
+session, so a missing or altered file is refused with its name. z ~ p(z), x ~ p(x|z) and
+the densities of the scores are computed in numpy by the families the manifest names
+(`tfvae.likelihoods`, `tfvae.prior_families`, `tfvae.posteriors`: their numpy side),
+from the parameters the ONNX networks compute.
 
 Inputs are checked at every public call: z, x and conditions must be finite, and x must
-lie in the likelihood's support as the manifest records it (`support_bounds()` of the
-family in `tfvae.likelihoods`); a ValueError names the argument.
+lie in the likelihood's support as the manifest records it; a ValueError names the
+argument. This module and everything it imports need only numpy and onnxruntime:
+`import tfvae.runtime` works without TensorFlow and under any `KERAS_BACKEND`.
 """
 
-import hashlib
-import json
+import math
 from pathlib import Path
 
 import numpy as np
 
-from tfvae import latent, validation
+from tfvae import likelihoods, npmath, posteriors, prior_families, support, validation
+from tfvae.bundle import BundleError, verified_manifest
+from tfvae.interpolation import latent_path
 
-FORMAT_VERSION = 1
+__all__ = ["BundleError", "Sampler", "in_support"]
 
-
-class BundleError(ValueError):
-    """A bundle is missing a file, has an altered file, or has an unreadable manifest.
-
-    Attributes:
-        path: the offending file.
-    """
-
-    def __init__(self, path, reason: str):
-        self.path = Path(path)
-        super().__init__(f"{path}: {reason}")
+in_support = support.contains  # public here since bundles first recorded their support
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _family(registry, entry: dict, manifest_path: Path, **config):
+    """The family a manifest entry names, built with `config`; a BundleError if unknown."""
+    try:
+        return registry.class_of(entry["family"])(**config)
+    except ValueError as error:
+        raise BundleError(
+            manifest_path,
+            f"{error}. A family registered by your own code must be imported before Sampler.load.",
+        ) from None
 
 
-def _first_offender(value: np.ndarray, bad: np.ndarray) -> str:
-    index = tuple(int(i) for i in np.argwhere(bad)[0])
-    return f"{value[index]:g} at index {index}"
-
-
-def _check_finite(value: np.ndarray, argument: str) -> None:
-    """Raises a ValueError naming `argument` when `value` has a NaN or an infinity."""
-    bad = ~np.isfinite(value)
-    if bad.any():
-        raise ValueError(
-            f"Expected {argument} to be finite. Received: {argument} with "
-            f"{np.count_nonzero(bad)} non-finite entries ({_first_offender(value, bad)})"
-        )
-
-
-def in_support(x: np.ndarray, bounds: dict) -> np.ndarray:
-    """Elementwise: is each entry of `x` in the support that `bounds` describes?
-
-    Args:
-        x: an array of data values.
-        bounds: a likelihood's `support_bounds()`, as the manifest records it:
-            `{"low": float or None, "high": float or None, "integer": bool}`.
-
-    Returns:
-        A boolean array shaped like `x`; False for NaN and infinities.
-    """
-    x = np.asarray(x)
-    with np.errstate(invalid="ignore"):
-        inside = np.isfinite(x)
-        if bounds["low"] is not None:
-            inside &= x >= bounds["low"]
-        if bounds["high"] is not None:
-            inside &= x <= bounds["high"]
-        if bounds["integer"]:
-            inside &= x == np.round(x)
-    return inside
-
-
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * logits))  # exact and overflow-free
-
-
-# --- x ~ p(x|z) in numpy, one function per likelihood family ------------------------------
-def _bernoulli(params, constants, rng):
-    probs = _sigmoid(params["logits"])
-    return (rng.random(probs.shape) < probs).astype(np.float32)
-
-
-def _continuous_bernoulli(params, constants, rng):
-    # Inverse CDF: x = log1p(u * expm1(l)) / l for logits l (x = u at l = 0).
-    logits = params["logits"].astype(np.float64)
-    u = rng.random(logits.shape)
-    small = np.abs(logits) < 1e-4
-    safe = np.where(small, 1.0, logits)
-    x = np.where(small, u, np.log1p(u * np.expm1(safe)) / safe)
-    return np.clip(x, 0.0, 1.0).astype(np.float32)
-
-
-def _gaussian(params, constants, rng):
-    loc = params["loc"]
-    return (loc + constants["scale"] * rng.standard_normal(loc.shape)).astype(np.float32)
-
-
-def _gaussian_learned_scale(params, constants, rng):
-    loc = params["loc"]
-    return (loc + params["scale"] * rng.standard_normal(loc.shape)).astype(np.float32)
-
-
-def _binomial(params, constants, rng):
-    probs = _sigmoid(params["logits"].astype(np.float64))
-    return rng.binomial(constants["total_count"], probs).astype(np.float32)
-
-
-LIKELIHOOD_SAMPLERS = {
-    "bernoulli": _bernoulli,
-    "continuous_bernoulli": _continuous_bernoulli,
-    "gaussian": _gaussian,
-    "gaussian_learned_scale": _gaussian_learned_scale,
-    "binomial": _binomial,
-}
-
-
-# --- z ~ p(z) in numpy, one function per prior family --------------------------------------
-def _standard_normal_prior(n, latent_dim, params, temperature, rng):
-    return temperature * rng.standard_normal((n, latent_dim))
-
-
-def _mixture_prior(n, latent_dim, params, temperature, rng):
-    logits = np.asarray(params["logits"], dtype=np.float64)
-    weights = np.exp(logits - logits.max())
-    components = rng.choice(len(weights), size=n, p=weights / weights.sum())
-    locs, scales = np.asarray(params["locs"]), np.asarray(params["scales"])
-    noise = rng.standard_normal((n, latent_dim))
-    return locs[components] + temperature * scales[components] * noise
-
-
-PRIOR_SAMPLERS = {"standard_normal": _standard_normal_prior, "mixture": _mixture_prior}
+def _generator(seed) -> np.random.Generator:
+    """A numpy generator from a seed in tfvae's one range (`tfvae.validation.seed`) or
+    None (fresh entropy); a generator passes through, so one call can hand its stream to
+    another."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(validation.seed(seed, optional=True))
 
 
 class Sampler:
@@ -150,10 +61,25 @@ class Sampler:
         latent_dim: size of z.
         data_shape: shape of one x, e.g. `(28, 28, 1)`.
         condition_shape: shape of one condition y of a conditional model, else None.
+        likelihood: the likelihood family the manifest names, with its constants.
+        prior: the prior family (numpy side) the manifest names.
+        posterior: the posterior family the manifest names.
+
+    Raises:
+        BundleError: the manifest names a family this process does not know.
     """
 
-    def __init__(self, manifest: dict, decoder, encoder=None):
+    def __init__(self, manifest: dict, decoder, encoder=None, bundle_dir="."):
+        manifest_path = Path(bundle_dir) / "manifest.json"
         self.manifest = manifest
+        self.likelihood = _family(
+            likelihoods.registry,
+            manifest["likelihood"],
+            manifest_path,
+            **manifest["likelihood"]["constants"],
+        )
+        self.prior = _family(prior_families.registry, manifest["prior"], manifest_path)
+        self.posterior = _family(posteriors.registry, manifest["posterior"], manifest_path)
         self.latent_dim = int(manifest["latent_dim"])
         self.data_shape = tuple(manifest["data"]["shape"])
         condition_shape = manifest.get("condition_shape")
@@ -163,8 +89,6 @@ class Sampler:
         # Output names, read once: batch-1 decoding takes tens of microseconds.
         self._decoder_outputs = [output.name for output in decoder.get_outputs()]
         self._encoder_outputs = [output.name for output in encoder.get_outputs()] if encoder else []
-        self._likelihood = manifest["likelihood"]
-        self._prior = manifest["prior"]
 
     @classmethod
     def load(cls, bundle_dir, providers=None, threads: int | None = None) -> "Sampler":
@@ -182,7 +106,7 @@ class Sampler:
         import onnxruntime
 
         bundle = Path(bundle_dir)
-        manifest = _verified_manifest(bundle)
+        manifest = verified_manifest(bundle)
         options = onnxruntime.SessionOptions()
         if threads is not None:
             options.intra_op_num_threads = int(threads)
@@ -195,7 +119,7 @@ class Sampler:
         }
         if "decoder" not in sessions:
             raise BundleError(bundle / "manifest.json", "the bundle has no decoder")
-        return cls(manifest, sessions["decoder"], sessions.get("encoder"))
+        return cls(manifest, sessions["decoder"], sessions.get("encoder"), bundle)
 
     # ----------------------------------------------------------------------- decoding
 
@@ -206,22 +130,15 @@ class Sampler:
                 f"Expected z of shape (batch_size, latent_dim={self.latent_dim}). "
                 f"Received: z.shape={z.shape}"
             )
-        _check_finite(z, "z")
+        support.check_finite(z, "z")
         return z
 
     def _check_x(self, x: np.ndarray, argument: str) -> None:
         """Raises a ValueError naming `argument` unless `x` is finite and in the support."""
-        _check_finite(x, argument)
-        bounds = self._likelihood.get("support")  # absent from older bundles
+        support.check_finite(x, argument)
+        bounds = self.manifest["likelihood"].get("support")  # absent from older bundles
         if bounds is not None:
-            outside = ~in_support(x, bounds)
-            if outside.any():
-                raise ValueError(
-                    f"Expected {argument} in the support of the "
-                    f"{self._likelihood['family']!r} likelihood: {_describe(bounds)}. "
-                    f"Received: {argument} with {np.count_nonzero(outside)} entries outside "
-                    f"it ({_first_offender(x, outside)})"
-                )
+            support.check(x, bounds, argument, self.manifest["likelihood"]["family"])
 
     def _feeds(self, name: str, value: np.ndarray, condition) -> dict[str, np.ndarray]:
         """ONNX inputs: `name`, and `condition` broadcast to `(n, *condition_shape)`."""
@@ -235,7 +152,7 @@ class Sampler:
                 f"{self.condition_shape} or (n, *{self.condition_shape})."
             )
         condition = np.asarray(condition, dtype=np.float32)
-        _check_finite(condition, "condition")
+        support.check_finite(condition, "condition")
         batch_shape = (len(value), *self.condition_shape)
         if condition.shape == self.condition_shape:  # one condition for the whole batch
             condition = np.broadcast_to(condition, batch_shape)
@@ -265,9 +182,9 @@ class Sampler:
         """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread."""
         n = validation.positive_int(n, "n")
         temperature = validation.positive_float(temperature, "temperature")
-        rng = np.random.default_rng(seed)
-        draw = PRIOR_SAMPLERS[self._prior["family"]]
-        z = draw(n, self.latent_dim, self._prior["parameters"], temperature, rng)
+        rng = _generator(seed)
+        params = self.manifest["prior"]["parameters"]
+        z = self.prior.numpy_sample(n, self.latent_dim, params, temperature, rng)
         return z.astype(np.float32)
 
     def sample(
@@ -277,19 +194,27 @@ class Sampler:
 
         Args:
             n: number of samples.
-            seed: numpy seed (int or None); the same seed gives the same samples.
+            seed: an integer in [0, 2**31 - 1] or None; the same seed gives the same
+                samples.
             mean: return E[x|z] instead of a draw.
             temperature: multiplies the prior's standard deviations.
             condition: for a conditional model, one condition for all samples or one per
                 sample.
         """
-        rng = np.random.default_rng(seed)
+        rng = _generator(seed)
         z = self.sample_latents(n, seed=rng, temperature=temperature)
-        params = self.decode(z, condition)
         if mean:
-            return params["mean"]
-        draw = LIKELIHOOD_SAMPLERS[self._likelihood["family"]]
-        return draw(params, self._likelihood["constants"], rng)
+            return self.mean(z, condition)
+        return self.sample_given(z, seed=rng, condition=condition)
+
+    def sample_given(self, z, seed=None, condition=None) -> np.ndarray:
+        """Draws x ~ p(x|z) for given z `(n, latent_dim)`: `(n, *data_shape)` float32.
+
+        The likelihood family the manifest names draws from the parameters the ONNX
+        decoder computes (`numpy_sample`).
+        """
+        rng = _generator(seed)
+        return self.likelihood.numpy_sample(self.decode(z, condition), rng)
 
     # ----------------------------------------------------------------------- encoding
 
@@ -304,6 +229,10 @@ class Sampler:
                 shape or a NaN or infinity; or x lies outside the likelihood's support
                 (e.g. 0.5 for a binomial, 1.5 for a Bernoulli).
         """
+        return self._encode(self._checked_x(x), condition)
+
+    def _checked_x(self, x) -> np.ndarray:
+        """x as float32 `(n, *data_shape)`, finite and in the support, for the encoder."""
         self._require_encoder()
         x = np.asarray(x, dtype=np.float32)
         if x.shape[1:] != self.data_shape:
@@ -311,7 +240,7 @@ class Sampler:
                 f"Expected x of shape (batch_size, *{self.data_shape}). Received: x.shape={x.shape}"
             )
         self._check_x(x, "x")
-        return self._encode(x, condition)
+        return x
 
     def _require_encoder(self) -> None:
         if self._encoder is None:
@@ -321,10 +250,13 @@ class Sampler:
 
     def _encode(self, x: np.ndarray, condition) -> tuple[np.ndarray, np.ndarray]:
         """`encode` without the checks of x."""
+        params = self._posterior_parameters(x, condition)
+        return params["loc"], params[self.posterior.scale_name]
+
+    def _posterior_parameters(self, x: np.ndarray, condition) -> dict[str, np.ndarray]:
+        """The encoder's named outputs for checked x."""
         feeds = self._feeds("x", x, condition)
-        params = dict(zip(self._encoder_outputs, self._encoder.run(None, feeds), strict=True))
-        scale = params["scale"] if "scale" in params else params["scale_tril"]
-        return params["loc"], scale
+        return dict(zip(self._encoder_outputs, self._encoder.run(None, feeds), strict=True))
 
     def reconstruct(self, x, condition=None) -> np.ndarray:
         """E[x|z] at the posterior mean of each x: `(n, *data_shape)`."""
@@ -335,7 +267,7 @@ class Sampler:
         self, x_a, x_b, steps: int = 8, method: str = "linear", condition=None
     ) -> np.ndarray:
         """E[x|z] along a path between two inputs' posterior means (one condition for both
-        and for the path, for a conditional model); see `tfvae.latent.latent_path`.
+        and for the path, for a conditional model); see `tfvae.interpolation.latent_path`.
 
         Returns:
             `(steps, *data_shape)`, from the reconstruction of `x_a` to that of `x_b`.
@@ -353,45 +285,112 @@ class Sampler:
                 )
             self._check_x(x, argument)
         loc, _ = self._encode(np.stack(list(ends.values())), condition)
-        path = latent.latent_path(loc[0], loc[1], steps, method).astype(np.float32)
+        path = latent_path(loc[0], loc[1], steps, method).astype(np.float32)
         return self.mean(path, condition)
 
+    # ------------------------------------------------------------------------ scoring
 
-def _describe(bounds: dict) -> str:
-    """Support bounds in words: "integers in [0, 16]", "reals in [0, 1]", "finite reals"."""
-    kind = "integers" if bounds["integer"] else "reals"
-    low, high = bounds["low"], bounds["high"]
-    if low is None and high is None:
-        return f"finite {kind}"
-    low = "-inf" if low is None else f"{low:g}"
-    high = "inf" if high is None else f"{high:g}"
-    return f"{kind} in [{low}, {high}]"
+    def log_likelihood(
+        self, x, num_samples: int = 5000, chunk_size: int = 100, seed=None, condition=None
+    ) -> np.ndarray:
+        """Importance-weighted estimate of log p(x) per example (log p(x|y) given y), nats.
 
+        Mathematical details: log p(x) ~ log (1/k) sum_k p(x|z_k) p(z_k) / q(z_k|x) with
+        z_k ~ q(z|x), the estimate `tfvae.VAE.log_likelihood` computes, here in numpy
+        around the two ONNX sessions: the encoder runs once, the decoder on `chunk_size`
+        latents per example at a time, combined by a running log-sum-exp. Its
+        expectation is the IWAE bound, below log p(x) and rising to it as k grows. Low
+        values flag unlikely inputs (anomaly scores).
 
-def _verified_manifest(bundle: Path) -> dict:
-    manifest_path, checksum_path = bundle / "manifest.json", bundle / "manifest.sha256"
-    for path in (manifest_path, checksum_path):
-        if not path.is_file():
-            raise BundleError(path, "missing: not a bundle written by tfvae.export.export_model")
-    recorded = checksum_path.read_text().split()
-    if not recorded or recorded[0] != _sha256(manifest_path):
-        raise BundleError(
-            manifest_path, f"its SHA-256 does not match {checksum_path.name}: altered file"
-        )
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise BundleError(manifest_path, f"unreadable: {error}") from None
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise BundleError(
-            manifest_path,
-            f"format_version {manifest.get('format_version')!r}; this runtime reads "
-            f"{FORMAT_VERSION}",
-        )
-    for name, digest in manifest["files"].items():
-        path = bundle / name
-        if not path.is_file():
-            raise BundleError(path, "missing")
-        if _sha256(path) != digest:
-            raise BundleError(path, "its SHA-256 does not match the manifest: altered file")
-    return manifest
+        Args:
+            x: `(n, *data_shape)` data in the likelihood's support.
+            num_samples: the number k of importance samples.
+            chunk_size: latents per example decoded at once (memory: chunk_size x n x
+                the data size).
+            seed: an integer in [0, 2**31 - 1] or None; the same seed gives the same
+                estimates.
+            condition: for a conditional model, one condition or one per example.
+
+        Returns:
+            `(n,)` float64 estimates of log p(x).
+
+        Raises:
+            ValueError: the bundle has no encoder; or x or the condition is malformed, not
+                finite, or (x) outside the likelihood's support.
+        """
+        num_samples = validation.positive_int(num_samples, "num_samples")
+        chunk_size = min(validation.positive_int(chunk_size, "chunk_size"), num_samples)
+        x = self._checked_x(x)
+        params = self._posterior_parameters(x, condition)
+        rng = _generator(seed)
+        total = np.full(len(x), -np.inf)  # log of the running sum of the weights
+        for start in range(0, num_samples, chunk_size):
+            size = min(chunk_size, num_samples - start)
+            log_weights = self._log_weights(x, params, size, rng, condition)  # [L, n]
+            total = np.logaddexp(total, npmath.logsumexp(log_weights, axis=0))
+        return total - math.log(num_samples)
+
+    def elbo(self, x, num_samples: int = 100, seed=None, condition=None) -> np.ndarray:
+        """Monte Carlo ELBO per example, nats: the mean over `num_samples` draws z ~ q(z|x)
+        of log p(x|z) + log p(z) - log q(z|x), a lower bound on log p(x).
+
+        Args:
+            x: `(n, *data_shape)` data in the likelihood's support.
+            num_samples: latent draws per example (the estimate's noise falls as
+                1/sqrt(num_samples)).
+            seed: an integer in [0, 2**31 - 1] or None.
+            condition: for a conditional model, one condition or one per example.
+
+        Returns:
+            `(n,)` float64 ELBO estimates.
+        """
+        num_samples = validation.positive_int(num_samples, "num_samples")
+        x = self._checked_x(x)
+        params = self._posterior_parameters(x, condition)
+        rng = _generator(seed)
+        return self._log_weights(x, params, num_samples, rng, condition).mean(axis=0)
+
+    def log_weights(self, x, z, condition=None) -> np.ndarray:
+        """Importance log-weights log p(x|z) + log p(z) - log q(z|x) at given latents.
+
+        The building block of `log_likelihood` and `elbo`, for estimators of your own
+        (or latents shared with another implementation).
+
+        Args:
+            x: `(n, *data_shape)` data in the likelihood's support.
+            z: `(L, n, latent_dim)` latents, L per example.
+            condition: for a conditional model, one condition or one per example.
+
+        Returns:
+            `(L, n)` float64 nats.
+        """
+        x = self._checked_x(x)
+        z = np.asarray(z, dtype=np.float64)
+        if z.ndim != 3 or z.shape[1:] != (len(x), self.latent_dim):
+            raise ValueError(
+                f"Expected z of shape (L, n={len(x)}, latent_dim={self.latent_dim}). "
+                f"Received: z.shape={z.shape}"
+            )
+        support.check_finite(z, "z")
+        return self._log_weights_at(x, self._posterior_parameters(x, condition), z, condition)
+
+    def _log_weights(self, x, params, num_samples, rng, condition) -> np.ndarray:
+        """`(num_samples, n)` log-weights at z ~ q(z|x), given the encoder's `params`."""
+        z = self.posterior.numpy_sample(params, num_samples, rng)  # [L, n, D] float64
+        return self._log_weights_at(x, params, z, condition)
+
+    def _log_weights_at(self, x, params, z, condition) -> np.ndarray:
+        num_samples, n = z.shape[:2]
+        if condition is not None:  # one per example, repeated for each of the L latents
+            condition = np.asarray(condition, dtype=np.float32)
+            if condition.shape == self.condition_shape:
+                condition = np.broadcast_to(condition, (n, *self.condition_shape))
+            condition = np.tile(condition, (num_samples, *[1] * (condition.ndim - 1)))
+        decoded = self.decode(z.reshape(-1, self.latent_dim).astype(np.float32), condition)
+        decoded = {
+            name: value.reshape(num_samples, n, *value.shape[1:]) for name, value in decoded.items()
+        }
+        log_likelihood = self.likelihood.numpy_log_prob(x.astype(np.float64), decoded)
+        log_likelihood = log_likelihood.reshape(num_samples, n, -1).sum(axis=-1)  # [L, n]
+        log_prior = self.prior.numpy_log_prob(z, self.manifest["prior"]["parameters"])
+        return log_likelihood + log_prior - self.posterior.numpy_log_prob(z, params)

@@ -10,7 +10,9 @@ import tfvae
 from tfvae import callbacks, inference, workflow
 
 DATA_RANGE = (0.0, 16.0)  # digit counts, as the digits recipe shows them
-RECIPE = workflow.Recipe(likelihood="binomial", total_count=16, data_range=DATA_RANGE)
+RECIPE = workflow.Recipe(
+    likelihood="binomial", likelihood_config={"total_count": 16}, data_range=DATA_RANGE
+)
 
 
 @pytest.fixture(scope="module")

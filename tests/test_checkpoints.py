@@ -1,6 +1,7 @@
 """A killed `tfvae train` resumes where it stopped; other configurations are refused."""
 
 import contextlib
+import errno
 import io
 import json
 import signal
@@ -163,8 +164,8 @@ def test_restart_discards_the_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     arguments = ["train", "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--out", "m"]
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full (test)")
+    def crash(model, recipe, path, **kwargs):  # as a full disk fails a write
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
     with monkeypatch.context() as patch:  # dies after training, before the model folder
         patch.setattr(workflow, "write_samples", crash)

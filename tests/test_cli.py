@@ -1,5 +1,9 @@
 """The command line on the embedded digits: files written, pixels, errors, atomicity."""
 
+import argparse
+import csv
+import errno
+import io
 import json
 import os
 import re
@@ -11,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import tree_snapshot, user_files
-from tfvae import cli, data, inference, likelihoods, objectives, schedules, workflow
+from tfvae import cli, config, data, inference, schedules, validation, workflow
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -39,16 +43,23 @@ def trained(workdir):
     return workdir / "saved_models" / "digits"
 
 
-def test_likelihood_choices_match_the_registry():
-    assert list(cli.LIKELIHOOD_NAMES) == likelihoods.registry.names()
-    assert list(cli.OBJECTIVE_NAMES) == objectives.registry.names()
+def _choices(command, dest):
+    """The choices the parser of `tfvae COMMAND` accepts for `dest`."""
+    parser = cli.build_parser()
+    (commands,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    (action,) = (a for a in commands.choices[command]._actions if a.dest == dest)
+    return list(action.choices)
 
 
-def test_plot_kinds_and_masks_match_the_workflow():
-    assert cli.PLOT_KINDS == workflow.PLOT_KINDS
-    assert cli.MASKS == workflow.MASKS
-    assert cli.IMPUTATION_METHODS == inference.IMPUTATION_METHODS
-    assert cli.LEARNING_RATE_SCHEDULES == workflow.LEARNING_RATE_SCHEDULES
+def test_choices_of_the_other_commands_are_what_the_library_accepts():
+    assert _choices("plot", "kind") == list(workflow.PLOT_KINDS)
+    assert _choices("impute", "mask") == list(workflow.MASKS)
+    assert _choices("impute", "method") == list(inference.IMPUTATION_METHODS)
+    for command in ("evaluate", "plot", "impute"):
+        assert _choices(command, "split") == ["train", "test"]  # tfvae.data's splits
+    # One declaration each, in a module without TensorFlow.
+    assert inference.IMPUTATION_METHODS is config.IMPUTATION_METHODS
+    assert workflow.PLOT_KINDS is config.PLOT_KINDS and workflow.MASKS is config.MASKS
 
 
 def test_train_writes_the_documented_files(trained):
@@ -74,7 +85,7 @@ def test_train_writes_the_documented_files(trained):
     assert run["config"]["likelihood"] == "binomial"
     assert run["config"]["jit_compile"] is True
     assert run["config"]["hidden"] == [32] and run["config"]["latent_dim"] == 2
-    assert run["recipe"]["total_count"] == 16
+    assert run["recipe"]["likelihood_config"] == {"total_count": 16}
     history = json.loads((trained / "history.json").read_text())
     latent = history.pop("latent")  # the diagnostics of every epoch
     assert set(history) >= {"loss", "elbo", "reconstruction", "kl", "val_elbo", "active_units"}
@@ -144,8 +155,8 @@ def test_a_failed_train_leaves_the_previous_run_intact(trained, tmp_path, monkey
     out.mkdir()
     (out / "model.keras").write_bytes(b"previous model")
 
-    def broken(*args, **kwargs):
-        raise OSError("disk full while drawing (test)")
+    def broken(model, recipe, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device (test)", str(path))
 
     monkeypatch.setattr(workflow, "write_samples", broken)
     argv = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--out", str(out)]
@@ -173,7 +184,9 @@ def test_bad_hidden_sizes_are_an_argument_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         cli.main(["train", "--hidden", "500,a"])
     assert exit_info.value.code == 2
-    assert "comma-separated positive layer widths" in capsys.readouterr().err
+    assert "argument --hidden: expected comma-separated integers" in capsys.readouterr().err
+    assert cli.main(["train", "--hidden", "500,0"]) == 1
+    assert "Expected hidden to be a sequence of positive layer widths" in capsys.readouterr().err
 
 
 def test_help_does_not_import_tensorflow():
@@ -413,3 +426,157 @@ def test_one_kl_schedule_at_a_time(capsys):
     with pytest.raises(SystemExit):
         cli.main(["train", "--kl-warmup-epochs", "2", "--kl-cycles", "3"])
     assert "not allowed with argument" in capsys.readouterr().err
+
+
+# Errors: tfvae's own ValueErrors and OSErrors are one line; anything else is a bug and
+# keeps its traceback.
+
+
+def _evaluate_raising(monkeypatch, raise_error):
+    monkeypatch.setattr(workflow, "evaluate", lambda *args, **kwargs: raise_error())
+    return ["evaluate", "some/model"]
+
+
+def test_a_type_error_propagates_with_its_traceback(monkeypatch):
+    def bug():
+        raise TypeError("unsupported operand (a bug)")
+
+    with pytest.raises(TypeError, match="a bug"):
+        cli.main(_evaluate_raising(monkeypatch, bug))
+
+
+def test_a_value_error_from_numpy_internals_propagates(monkeypatch):
+    with pytest.raises(ValueError, match="cannot reshape"):
+        cli.main(_evaluate_raising(monkeypatch, lambda: np.zeros(3).reshape(2, 2)))
+
+
+def test_a_value_error_raised_outside_tfvae_propagates(monkeypatch):
+    def outside():
+        raise ValueError("raised by a test, not by tfvae")
+
+    with pytest.raises(ValueError, match="not by tfvae"):
+        cli.main(_evaluate_raising(monkeypatch, outside))
+
+
+def test_a_value_error_from_tfvae_code_is_one_line(monkeypatch, capsys):
+    def tfvae_check():
+        validation.positive_int(0, "refine_steps")
+
+    assert cli.main(_evaluate_raising(monkeypatch, tfvae_check)) == 1
+    assert capsys.readouterr().err == (
+        "tfvae evaluate: error: Expected refine_steps to be a positive integer. "
+        "Received: refine_steps=0\n"
+    )
+
+
+def test_an_os_error_about_a_file_is_one_line(monkeypatch, capsys):
+    def unreadable():
+        raise PermissionError(errno.EACCES, "Permission denied", "some/model/config.json")
+
+    assert cli.main(_evaluate_raising(monkeypatch, unreadable)) == 1
+    assert "Permission denied: 'some/model/config.json'" in capsys.readouterr().err
+
+
+def test_train_at_the_largest_seed(tmp_path):
+    """`--seed 2147483647` (validation.MAX_SEED) trains. Before the fix in
+    `workflow.build_model` this run failed: the decoder was seeded with seed + 1 =
+    2147483648 and the command printed "Expected seed to be an integer in [0,
+    2147483647] or None. Received: seed=2147483648", a seed the user never gave."""
+    out = tmp_path / "run"
+    argv = ["train", "--seed", "2147483647", "--epochs", "1", "--hidden", "8"]
+    assert cli.main([*argv, "--latent-dim", "2", "--out", str(out)]) == 0
+    run = json.loads((out / "config.json").read_text())
+    assert run["config"]["seed"] == 2**31 - 1
+
+
+# tfvae score: per-example ELBO and log-likelihood of a data file under a bundle.
+
+
+@pytest.fixture(scope="module")
+def bundle(trained):
+    return trained.parent.parent / "export" / "digits"
+
+
+@pytest.fixture(scope="module")
+def digits_test():
+    x_test, _ = data.load("digits", split="test")
+    return x_test[:6]  # (6, 8, 8, 1) uint8 counts 0..16
+
+
+def _read_scores(text):
+    rows = list(csv.reader(io.StringIO(text)))
+    assert rows[0] == ["index", "elbo", "log_likelihood"]
+    table = np.array(rows[1:], dtype=np.float64)
+    return table[:, 0], table[:, 1], table[:, 2]
+
+
+def test_score_writes_the_runtimes_estimates_without_tensorflow(bundle, digits_test, tmp_path):
+    np.save(tmp_path / "x.npy", digits_test)
+    out = tmp_path / "scores.csv"
+    argv = ["score", "--bundle", str(bundle), str(tmp_path / "x.npy"), "--num-samples", "50"]
+    argv += ["--elbo-samples", "20", "--seed", "3", "--out", str(out)]
+    code = (
+        "import sys\n"
+        "from tfvae import cli\n"
+        f"assert cli.main({argv!r}) == 0\n"
+        "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    index, elbo, log_likelihood = _read_scores(out.read_text())
+    np.testing.assert_array_equal(index, np.arange(6))
+    from tfvae.runtime import Sampler
+
+    sampler = Sampler.load(bundle)
+    expected_ll = sampler.log_likelihood(digits_test, num_samples=50, seed=3)
+    expected_elbo = sampler.elbo(digits_test, num_samples=20, seed=3)
+    np.testing.assert_allclose(log_likelihood, expected_ll, rtol=1e-6)
+    np.testing.assert_allclose(elbo, expected_elbo, rtol=1e-6)
+    # A log-likelihood estimate of 64 binomial counts: negative, at least the ELBO on
+    # average (the importance-weighted bound is the tighter one).
+    assert np.all(np.isfinite(elbo)) and np.all(log_likelihood < 0)
+    assert log_likelihood.mean() > elbo.mean()
+
+
+def test_score_reads_x_of_an_npz_divides_by_scale_and_prints_to_stdout(
+    bundle, digits_test, tmp_path, capsys
+):
+    np.savez(tmp_path / "raw.npz", x=digits_test.astype(np.float64) * 4, y=np.arange(6))
+    argv = ["score", "--bundle", str(bundle), str(tmp_path / "raw.npz"), "--scale", "4"]
+    assert cli.main([*argv, "--num-samples", "30", "--elbo-samples", "10"]) == 0
+    index, elbo, log_likelihood = _read_scores(capsys.readouterr().out)
+    from tfvae.runtime import Sampler
+
+    sampler = Sampler.load(bundle)  # defaults: seed 0
+    np.testing.assert_allclose(
+        log_likelihood, sampler.log_likelihood(digits_test, num_samples=30, seed=0), rtol=1e-6
+    )
+    np.testing.assert_allclose(elbo, sampler.elbo(digits_test, num_samples=10, seed=0), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name, write, message",
+    [
+        ("x.txt", lambda path: path.write_text("1 2 3"), "Received: DATA="),
+        ("x.npz", lambda path: np.savez(path, images=np.zeros((2, 8, 8, 1))), "['images']"),
+        ("x.npy", lambda path: path.write_bytes(b"not an array"), "readable without pickle"),
+        ("x.npy", lambda path: np.save(path, np.array(["a", "b"])), "of numbers"),
+        ("missing.npy", lambda path: None, "which is not a file"),
+    ],
+)
+def test_score_refuses_what_is_not_data_by_argument(bundle, tmp_path, capsys, name, write, message):
+    write(tmp_path / name)
+    assert cli.main(["score", "--bundle", str(bundle), str(tmp_path / name)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith("tfvae score: error: Expected DATA to be a .npy array")
+    assert message in error
+
+
+def test_score_names_a_bad_option_or_shape(bundle, tmp_path, capsys):
+    np.save(tmp_path / "x.npy", np.zeros((2, 7, 7, 1)))
+    for options, message in [
+        (["--scale", "0"], "Expected scale to be a finite number > 0"),
+        (["--num-samples", "0"], "Expected num_samples to be a positive integer"),
+        ([], "Expected x of shape (batch_size, *(8, 8, 1))"),
+    ]:
+        assert cli.main(["score", "--bundle", str(bundle), str(tmp_path / "x.npy"), *options]) == 1
+        assert message in capsys.readouterr().err

@@ -35,7 +35,7 @@ def test_recipe_for_user_data_follows_the_values(x, likelihood, scale, binarize)
 def test_named_datasets_have_their_own_recipe():
     x = np.zeros((2, 8, 8, 1), dtype=np.uint8)
     assert workflow.recipe_for("digits", x).likelihood == "binomial"
-    assert workflow.recipe_for("digits", x).total_count == 16
+    assert workflow.recipe_for("digits", x).likelihood_config == {"total_count": 16}
     assert workflow.recipe_for("mnist", x).binarize == "dynamic"
 
 
@@ -63,7 +63,11 @@ def test_model_input_scales_and_binarizes_reproducibly():
         ({"num_samples": 0}, "num_samples"),
         ({"lr_schedule": "step"}, r"lr_schedule to be one of \['constant', 'cosine'\]"),
         ({"objective": "vae"}, r"objective to be one of \['elbo', 'iwae'\]"),
-        ({"activation": "swoosh"}, "swoosh"),
+        ({"activation": "swoosh"}, r"activation to be the name of a Keras activation"),
+        ({"hidden": (8, 0)}, r"hidden to be a sequence of positive layer widths"),
+        ({"seed": -1}, r"seed to be an integer in \[0, 2147483647\]"),
+        ({"seed": 2**31}, r"Received: seed=2147483648"),
+        ({"kl_warmup_epochs": 2, "kl_cycles": 3}, "at most one KL schedule"),
     ],
 )
 def test_train_config_rejects_bad_values(kwargs, match):
@@ -81,7 +85,7 @@ def test_resolve_fills_only_the_unset_fields():
 
 def test_integer_counts_are_binomial_out_of_their_maximum():
     recipe = workflow.recipe_for("counts.npy", np.array([[0, 12], [3, 7]], dtype=np.int64))
-    assert recipe.total_count == 12 and recipe.data_range == (0.0, 12.0)
+    assert recipe.likelihood_config == {"total_count": 12} and recipe.data_range == (0.0, 12.0)
 
 
 @pytest.mark.parametrize(
@@ -97,7 +101,8 @@ def test_integer_counts_are_binomial_out_of_their_maximum():
 def test_choosing_a_likelihood_rescales_the_digits_for_it(likelihood, scale, binarize, total_count):
     x, _ = data.load("digits", split="test")
     recipe = workflow.recipe_for("digits", x, likelihood)
-    assert (recipe.likelihood, recipe.scale, recipe.binarize, recipe.total_count) == (
+    total_count = recipe.likelihood_config.get("total_count")
+    assert (recipe.likelihood, recipe.scale, recipe.binarize, total_count) == (
         likelihood,
         scale,
         binarize,
@@ -111,11 +116,12 @@ def test_choosing_a_likelihood_rescales_the_digits_for_it(likelihood, scale, bin
 
 
 def test_binomial_needs_counts():
-    x = np.array([[0.1, 0.5]], dtype=np.float32)
-    with pytest.raises(ValueError, match="Expected counts for likelihood='binomial'"):
-        workflow.recipe_for("floats.npy", x, "binomial")
+    for x in ([[-0.1, 2.5]], [[0.25, 0.75]]):  # real values, intensities: no count of trials
+        with pytest.raises(ValueError, match="Expected counts or binarized data"):
+            workflow.recipe_for("floats.npy", np.array(x, dtype=np.float32), "binomial")
     binarized = workflow.recipe_for("mnist", np.zeros((1, 2), np.uint8), "binomial")
-    assert binarized.total_count == 1 and binarized.binarize == "dynamic"
+    assert binarized.likelihood_config == {"total_count": 1}
+    assert binarized.binarize == "dynamic"
 
 
 def test_empty_hidden_means_a_single_linear_layer():
@@ -132,6 +138,20 @@ def test_build_model_passes_the_objective_and_activation_on():
     assert (model.objective.family, model.num_samples) == ("iwae", 3)
     for network in (model.encoder, model.decoder):
         assert network.hidden_layers[0].activation is keras.activations.tanh
+
+
+@pytest.mark.parametrize("seed, decoder_seed", [(0, 1), (41, 42), (2**31 - 2, 2**31 - 1)])
+def test_the_decoder_is_seeded_after_the_encoder(seed, decoder_seed):
+    """Seed s gives the decoder s + 1, as every run before the wrap-around did."""
+    config = _tiny("unused", seed=seed).resolve(workflow.RECIPES["digits"])
+    model = workflow.build_model(config, workflow.RECIPES["digits"])
+    assert (model.encoder.seed, model.decoder.seed) == (seed, decoder_seed)
+
+
+def test_the_largest_seed_wraps_the_decoders_seed_to_zero():
+    config = _tiny("unused", seed=2**31 - 1).resolve(workflow.RECIPES["digits"])
+    model = workflow.build_model(config, workflow.RECIPES["digits"])
+    assert (model.encoder.seed, model.decoder.seed) == (2**31 - 1, 0)
 
 
 def test_cosine_schedule_decays_the_learning_rate_to_zero_over_all_steps():
@@ -236,3 +256,23 @@ def test_a_dataset_folder_is_protected_but_a_folder_named_like_a_dataset_is_not(
     monkeypatch.chdir(tmp_path)
     (tmp_path / "digits").mkdir()
     assert str(workflow.check_out(_tiny("digits", dataset="digits"))) == "digits"
+
+
+def test_a_config_json_written_before_likelihood_config_still_loads():
+    """Model folders of the previous release record the binomial's trials as a recipe
+    field `total_count`; loading them gives today's recipe of the digits."""
+    old = {
+        "likelihood": "binomial",
+        "total_count": 16,
+        "scale": None,
+        "binarize": None,
+        "data_range": [0.0, 16.0],
+        "architecture": "mlp",
+        "hidden": [256, 256],
+        "latent_dim": 8,
+        "epochs": 100,
+    }
+    assert workflow.Recipe.from_dict(old) == workflow.RECIPES["digits"]
+    mnist = {**old, "likelihood": "bernoulli", "total_count": None, "scale": 255.0}
+    recipe = workflow.Recipe.from_dict({**mnist, "binarize": "dynamic", "data_range": [0, 1]})
+    assert recipe.likelihood_config == {} and recipe.full_scale == 255.0

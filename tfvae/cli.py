@@ -6,73 +6,126 @@
     tfvae sample (saved_models/NAME | --bundle export/NAME) -n 64 [--seed 0] [--out PNG]
     tfvae plot saved_models/NAME --kind KIND [--out PNG] [-n 64] [--steps 8] [--grid 20]
     tfvae impute saved_models/NAME [--mask bottom-half] [--method ...] [--out impute.png]
+    tfvae score --bundle export/NAME DATA [--num-samples 1000] [--elbo-samples 100]
 
-Building the parser imports neither TensorFlow nor Keras; a subcommand imports what it
-needs when it runs, and `tfvae sample --bundle` never imports TensorFlow.
+The options of `tfvae train` are derived from the fields of `tfvae.config.TrainConfig`
+(`add_options`), and every list of choices is read from the library's one declaration
+of it (registries, `tfvae.config`, `tfvae.data`). Building the parser imports neither
+TensorFlow nor Keras; a subcommand imports what it needs when it runs, and
+`tfvae sample --bundle` and `tfvae score` never import TensorFlow.
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
+import types
+import typing
+import zipfile
+from pathlib import Path
 
-# The names of `tfvae.likelihoods.registry`, spelled out so that `--help` does not import
-# TensorFlow; tests/test_cli.py checks that they agree.
-LIKELIHOOD_NAMES = (
-    "bernoulli",
-    "binomial",
-    "continuous_bernoulli",
-    "gaussian",
-    "gaussian_learned_scale",
-)
-# The kinds of `tfvae.workflow.plot`, spelled out so that `--help` does not import TensorFlow.
-PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
-MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.MASKS
-IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference's
-OBJECTIVE_NAMES = ("elbo", "iwae")  # tfvae.objectives.registry's
-LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # tfvae.workflow's
+import tfvae
+from tfvae import config as config_lib
+from tfvae.config import OPTION, TrainConfig
+from tfvae.data.sources import SPLITS
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def _hidden_sizes(text: str) -> tuple[int, ...]:
+def _int_tuple(text: str) -> tuple[int, ...]:
+    """Comma-separated integers, e.g. `500,500`; `''` is the empty tuple."""
     try:
-        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+        return tuple(int(part) for part in text.split(",") if part.strip())
     except ValueError:
-        sizes = ()
-        text = None
-    if text is None or any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError(
-            "expected comma-separated positive layer widths such as 500,500 (or '' for a "
-            "single linear layer)"
-        )
-    return sizes
+            f"expected comma-separated integers such as 500,500 (or '' for none), not {text!r}"
+        ) from None
+
+
+# How a field's type (without `| None`) becomes an option's value parser.
+_PARSERS = {int: int, float: float, str: str, tuple[int, ...]: _int_tuple}
+
+
+def _without_none(annotation):
+    """`X` for an annotation `X | None` (or `Optional[X]`), else the annotation."""
+    if typing.get_origin(annotation) in (types.UnionType, typing.Union):
+        rest = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return annotation
+
+
+def add_options(parser: argparse.ArgumentParser, config_class: type = TrainConfig) -> None:
+    """Adds one option per field of the dataclass `config_class` to `parser`.
+
+    Each field declares its option in its metadata (`tfvae.config.Option`, made by
+    `tfvae.config.option`): the value's type is the field's annotation (`int`, `float`,
+    `str`, `tuple[int, ...]` as comma-separated integers, each possibly `| None`; a
+    `bool` is a switch that flips its default, `--no-NAME` for a default True), the
+    default is the field's, choices are read now, and options sharing an `exclusive`
+    group are mutually exclusive. The parsed value of field `name` is `args.name`;
+    `config_from` builds the config.
+
+    Raises:
+        TypeError: for a field without an `Option`, or of a type not listed above.
+
+    Example:
+        >>> parser = argparse.ArgumentParser()
+        >>> add_options(parser, TrainConfig)
+        >>> config_from(parser.parse_args(["--lr", "0.01", "--no-xla"])).jit_compile
+        False
+    """
+    hints = typing.get_type_hints(config_class)
+    groups = {}
+    for field in dataclasses.fields(config_class):
+        declared = field.metadata.get(OPTION)
+        if declared is None:
+            raise TypeError(
+                f"Expected every field of {config_class.__name__} to declare its option "
+                f"with tfvae.config.option. Received: field {field.name!r} without one"
+            )
+        kind = _without_none(hints[field.name])
+        options = {"dest": field.name, "help": declared.help.replace("%", "%%")}
+        if field.default is not dataclasses.MISSING:
+            options["default"] = field.default
+        elif field.default_factory is not dataclasses.MISSING:
+            options["default"] = field.default_factory()
+        else:
+            options["required"] = True
+        switch_off = kind is bool and options.get("default") is True
+        name = field.name.replace("_", "-")
+        flag = declared.flag or (f"--no-{name}" if switch_off else f"--{name}")
+        if kind is bool:
+            options["action"] = "store_false" if options.get("default") else "store_true"
+        elif kind in _PARSERS:
+            options.update(type=_PARSERS[kind], choices=declared.names())
+            if options["choices"] is None:  # else argparse shows them: {a,b}
+                options["metavar"] = declared.metavar or flag.lstrip("-").replace("-", "_").upper()
+            if options.get("default") is not None:
+                options["help"] += " (%(default)s)"
+        else:
+            raise TypeError(
+                f"Expected field {field.name!r} of {config_class.__name__} to be one of "
+                f"int, float, str, bool, tuple[int, ...] (or None). Received: {kind}"
+            )
+        target = parser
+        if declared.exclusive is not None:
+            if declared.exclusive not in groups:
+                groups[declared.exclusive] = parser.add_mutually_exclusive_group()
+            target = groups[declared.exclusive]
+        target.add_argument(flag, **options)
+
+
+def config_from(args: argparse.Namespace, config_class: type = TrainConfig):
+    """The `config_class` instance that options added by `add_options` were parsed into."""
+    return config_class(**{f.name: getattr(args, f.name) for f in dataclasses.fields(config_class)})
 
 
 def _train(args) -> int:
     from tfvae import workflow
 
-    config = workflow.TrainConfig(
-        dataset=args.dataset,
-        data_dir=args.data_dir,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        latent_dim=args.latent_dim,
-        likelihood=args.likelihood,
-        architecture=args.architecture,
-        hidden=args.hidden,
-        learning_rate=args.lr,
-        lr_schedule=args.lr_schedule,
-        objective=args.objective,
-        num_samples=args.num_samples,
-        activation=args.activation,
-        beta=args.beta,
-        kl_warmup_epochs=args.kl_warmup_epochs,
-        kl_cycles=args.kl_cycles,
-        free_bits=args.free_bits,
-        seed=args.seed,
-        out=args.out,
-        tensorboard=args.tensorboard,
-        jit_compile=not args.no_xla,
-    )
+    config = config_from(args, TrainConfig)
     if args.export:  # Refuse the export's folders now, not after an hour of training.
         from tfvae import export
 
@@ -184,6 +237,66 @@ def _impute(args) -> int:
     return 0
 
 
+def _score_data(path, scale: float | None):
+    """The examples of DATA, a `.npy` array `(n, *data_shape)` or a `.npz` with `x`,
+    divided by `scale` when given."""
+    import numpy as np
+
+    path = Path(path)
+    expected = (
+        "Expected DATA to be a .npy array (n, *data_shape) or a .npz archive with an array 'x'"
+    )
+    if path.suffix.lower() not in (".npy", ".npz"):
+        raise ValueError(f"{expected}. Received: DATA={str(path)!r}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{expected}. Received: DATA={str(path)!r}, which is not a file")
+    arrays = None  # the names in a .npz archive
+    try:
+        x = np.load(path, allow_pickle=False)
+        if isinstance(x, np.lib.npyio.NpzFile):
+            with x as archive:
+                arrays = archive.files
+                x = archive["x"] if "x" in arrays else None
+    except (ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise ValueError(
+            f"{expected}, readable without pickle. Received: DATA={str(path)!r} ({error})"
+        ) from error
+    if x is None:
+        raise ValueError(f"{expected}. Received: DATA={str(path)!r} with the arrays {arrays}")
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool) or x.ndim < 1:
+        raise ValueError(
+            f"{expected} of numbers. Received: DATA={str(path)!r} holding a {x.dtype} "
+            f"array of shape {x.shape}"
+        )
+    return x if scale is None else x / scale
+
+
+def _score(args) -> int:
+    from tfvae import atomic, validation
+    from tfvae.runtime import Sampler
+
+    validation.positive_int(args.num_samples, "num_samples")
+    validation.positive_int(args.elbo_samples, "elbo_samples")
+    validation.seed(args.seed, "seed")
+    if args.scale is not None:
+        validation.positive_float(args.scale, "scale")
+    x = _score_data(args.data, args.scale)
+    sampler = Sampler.load(args.bundle)
+    elbo = sampler.elbo(x, num_samples=args.elbo_samples, seed=args.seed)  # [n]
+    log_likelihood = sampler.log_likelihood(x, num_samples=args.num_samples, seed=args.seed)
+    rows = [
+        f"{i},{float(e)!r},{float(ll)!r}"
+        for i, (e, ll) in enumerate(zip(elbo, log_likelihood, strict=True))
+    ]
+    text = "\n".join(["index,elbo,log_likelihood", *rows]) + "\n"
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        out = atomic.write_text(args.out, text)
+        print(f"Wrote the scores of {len(rows)} examples to {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `tfvae` argument parser, with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -200,74 +313,12 @@ def build_parser() -> argparse.ArgumentParser:
         "256-256, 8 latents, 100 epochs; mnist/fashion_mnist: bernoulli with dynamic "
         "binarization, MLP 500-500, 50 latents, 20 epochs).",
     )
-    train.add_argument(
-        "--dataset",
-        default="digits",
-        help="digits (embedded, default), mnist, fashion_mnist, or a .npy/.npz file or "
-        "folder of PNG images",
-    )
-    train.add_argument(
-        "--data-dir", help="folder with the dataset's files (else $TFVAE_DATA_DIR, the Keras cache)"
-    )
-    train.add_argument("--epochs", type=int, help="passes over the training set")
-    train.add_argument("--batch-size", type=int, default=100, help="examples per step (100)")
-    train.add_argument("--latent-dim", type=int, help="size of the latent z")
-    train.add_argument("--likelihood", choices=LIKELIHOOD_NAMES, help="p(x|z) family")
-    train.add_argument("--architecture", choices=("mlp", "conv"), help="encoder/decoder kind")
-    train.add_argument("--hidden", type=_hidden_sizes, help="MLP hidden layer widths, e.g. 500,500")
-    train.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001)")
-    train.add_argument(
-        "--lr-schedule",
-        choices=LEARNING_RATE_SCHEDULES,
-        default="constant",
-        help="constant, or cosine decay to 0 over all steps (constant)",
-    )
-    train.add_argument(
-        "--objective", choices=OBJECTIVE_NAMES, default="elbo", help="training bound (elbo)"
-    )
-    train.add_argument(
-        "--num-samples", type=int, default=1, help="latent samples per example and step (1)"
-    )
-    train.add_argument("--activation", default="relu", help="hidden activation (relu)")
-    train.add_argument(
-        "--beta", type=float, default=1.0, help="KL weight of the elbo objective (1.0)"
-    )
-    kl_schedule = train.add_mutually_exclusive_group()
-    kl_schedule.add_argument(
-        "--kl-warmup-epochs",
-        type=int,
-        metavar="E",
-        help="raise the KL weight linearly from 0 to --beta over the first E epochs",
-    )
-    kl_schedule.add_argument(
-        "--kl-cycles",
-        type=int,
-        metavar="M",
-        help="cyclical KL annealing: M cycles over the run, each rising from 0 to --beta "
-        "over its first half (Fu et al. 2019)",
-    )
-    train.add_argument(
-        "--free-bits",
-        type=float,
-        default=0.0,
-        metavar="NATS",
-        help="free bits: a floor on each latent dimension's batch-mean KL (0: off)",
-    )
-    train.add_argument("--seed", type=int, default=0, help="seed of weights, noise and data (0)")
-    train.add_argument(
-        "--out",
-        help="output folder (saved_models/<dataset>); must be new, empty, or a model folder "
-        "tfvae wrote, which is replaced (its SavedModel versions are kept)",
-    )
-    train.add_argument("--tensorboard", metavar="DIR", help="write TensorBoard logs to DIR")
+    add_options(train, TrainConfig)
     train.add_argument(
         "--restart",
         action="store_true",
         help="discard the checkpoint an interrupted run left in OUT.checkpoint/ (without "
         "it, the same command resumes that run)",
-    )
-    train.add_argument(
-        "--no-xla", action="store_true", help="do not compile the train step with XLA"
     )
     train.add_argument(
         "--export",
@@ -288,7 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("model", help="a folder written by 'tfvae train'")
     evaluate.add_argument("--dataset", help="dataset name or file (default: the training one)")
     evaluate.add_argument("--data-dir", help="folder with the dataset's files")
-    evaluate.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    evaluate.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
     evaluate.add_argument(
         "--num-samples",
         type=int,
@@ -353,7 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
         "coloured by label (first two latent dimensions, 256x256 pixels).",
     )
     plot.add_argument("model", help="a folder written by 'tfvae train'")
-    plot.add_argument("--kind", required=True, choices=PLOT_KINDS, help="the picture to draw")
+    plot.add_argument(
+        "--kind", required=True, choices=config_lib.PLOT_KINDS, help="the picture to draw"
+    )
     plot.add_argument("--out", help="PNG to write (KIND.png)")
     plot.add_argument("-n", type=int, default=64, help="samples or reconstructed images (64)")
     plot.add_argument("--seed", type=int, default=0, help="seed of the samples (0)")
@@ -361,7 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--grid", type=int, default=20, help="manifold cells per side (20)")
     plot.add_argument("--dataset", help="dataset name or file (default: the training one)")
     plot.add_argument("--data-dir", help="folder with the dataset's files")
-    plot.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    plot.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
     plot.set_defaults(handler=_plot)
 
     impute = commands.add_parser(
@@ -373,11 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     impute.add_argument("model", help="a folder written by 'tfvae train'")
     impute.add_argument(
-        "--mask", choices=MASKS, default="bottom-half", help="what is missing (bottom-half)"
+        "--mask",
+        choices=config_lib.MASKS,
+        default="bottom-half",
+        help="what is missing (bottom-half)",
     )
     impute.add_argument(
         "--method",
-        choices=IMPUTATION_METHODS,
+        choices=config_lib.IMPUTATION_METHODS,
         default="metropolis_within_gibbs",
         help="the Markov chain (metropolis_within_gibbs)",
     )
@@ -387,19 +443,94 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("--out", default="impute.png", help="PNG to write (impute.png)")
     impute.add_argument("--dataset", help="dataset name or file (default: the training one)")
     impute.add_argument("--data-dir", help="folder with the dataset's files")
-    impute.add_argument("--split", choices=("train", "test"), default="test", help="(test)")
+    impute.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
     impute.set_defaults(handler=_impute)
+
+    score = commands.add_parser(
+        "score",
+        help="score data under an exported model (numpy and onnxruntime only)",
+        description="Print per-example scores of a data file under an exported bundle, as "
+        "CSV rows index,elbo,log_likelihood (nats): the Monte Carlo ELBO and the "
+        "importance-weighted estimate of log p(x) (tfvae.runtime.Sampler). Low values "
+        "flag unlikely inputs. Never imports TensorFlow.",
+    )
+    score.add_argument("data", metavar="DATA", help="a .npy array (n, *data_shape) or .npz with x")
+    score.add_argument(
+        "--bundle", required=True, help="a folder written by 'tfvae export' (or --export)"
+    )
+    score.add_argument(
+        "--num-samples",
+        type=int,
+        default=1000,
+        metavar="K",
+        help="importance samples of the log-likelihood estimate (%(default)s)",
+    )
+    score.add_argument(
+        "--elbo-samples",
+        type=int,
+        default=100,
+        metavar="L",
+        help="latent draws of the ELBO estimate (%(default)s)",
+    )
+    score.add_argument("--seed", type=int, default=0, help="seed of both estimates (%(default)s)")
+    score.add_argument(
+        "--scale",
+        type=float,
+        metavar="S",
+        help="divide the values by S first, e.g. 255 for raw MNIST under a Bernoulli bundle",
+    )
+    score.add_argument("--out", metavar="CSV", help="write the CSV there (default: stdout)")
+    score.set_defaults(handler=_score)
     return parser
 
 
+def _is_user_facing(error: BaseException) -> bool:
+    """Whether `error` is a message for the user rather than a bug to show in full.
+
+    It is when it is a `ValueError` or `OSError` raised by tfvae's own code (the
+    innermost frame of its traceback is a file of the `tfvae` package: bad arguments,
+    missing files, refused outputs, bad bundles), or an `OSError` about a file (it names
+    one, e.g. a disk that filled while writing it).
+    """
+    if isinstance(error, OSError) and error.filename is not None:
+        return True
+    if not isinstance(error, ValueError | OSError) or error.__traceback__ is None:
+        return False
+    innermost = error.__traceback__
+    while innermost.tb_next is not None:
+        innermost = innermost.tb_next
+    filename = innermost.tb_frame.f_code.co_filename  # "<string>" for code without a file
+    return os.path.isabs(filename) and Path(filename).resolve().is_relative_to(_PACKAGE_DIR)
+
+
 def main(argv=None) -> int:
-    """Runs the command line; returns the process exit code (0 on success)."""
+    """Runs the command line; returns the process exit code (0 on success).
+
+    Argument errors exit with code 2 (argparse). A user-facing error (`_is_user_facing`:
+    a `ValueError` or `OSError` raised by tfvae's own code, or an `OSError` about a file;
+    or a training command run on the runtime-only install, which lacks a package of
+    `tfvae.TRAINING_PACKAGES`) prints `tfvae <command>: error: <message>` on stderr and
+    returns 1. Any other
+    exception, such as a `TypeError` or a `ValueError` raised inside TensorFlow, Keras or
+    numpy, propagates with its traceback: it is a bug to report, not a message.
+    """
     parser = build_parser()
     args = parser.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ info logs.
     try:
         return args.handler(args)
-    except (ValueError, TypeError, OSError) as error:
+    except ModuleNotFoundError as error:
+        if error.name not in tfvae.TRAINING_PACKAGES:
+            raise
+        print(
+            f"tfvae {args.command}: error: this command needs tfvae's training side, and "
+            f"{error.name} is not installed. Install it with: pip install 'tfvae[train]'",
+            file=sys.stderr,
+        )
+        return 1
+    except (ValueError, OSError) as error:
+        if not _is_user_facing(error):
+            raise
         print(f"tfvae {args.command}: error: {error}", file=sys.stderr)
         return 1
 

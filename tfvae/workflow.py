@@ -21,6 +21,8 @@ import os
 import sys
 from pathlib import Path
 
+import tfvae._backend  # noqa: F401
+
 import keras
 import numpy as np
 
@@ -37,11 +39,12 @@ from tfvae import (
     schedules,
     validation,
 )
+from tfvae.config import ARCHITECTURES as ARCHITECTURES
+from tfvae.config import LEARNING_RATE_SCHEDULES as LEARNING_RATE_SCHEDULES
+from tfvae.config import MASKS, PLOT_KINDS, TrainConfig
+from tfvae.data.sources import SPLITS
 from tfvae.model import VAE
 
-ARCHITECTURES = ("mlp", "conv")
-LEARNING_RATE_SCHEDULES = ("constant", "cosine")
-PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 # Test examples per encoder pass of the per-epoch latent diagnostics: a test set up to this
 # size is one batch, so one compiled shape.
 _DIAGNOSTICS_BATCH = 10_000
@@ -53,7 +56,11 @@ class Recipe:
 
     Attributes:
         likelihood: a `tfvae.likelihoods` name.
-        total_count: for `binomial`, the number of trials (the largest count).
+        likelihood_config: the likelihood's constructor arguments, e.g.
+            `{"total_count": 16}` for the binomial digits.
+        full_scale: the raw value shown as white when raw values are integers: the
+            largest count (16 for the digits, 1 for binary data), 255 for grey levels;
+            None for real values, intensities in [0, 1] included.
         scale: raw x is divided by this (None: used as is).
         binarize: training-time binarization (`tfvae.data.make_dataset`); evaluation
             uses `"static"` binarization with a fixed seed when this is set.
@@ -62,7 +69,8 @@ class Recipe:
     """
 
     likelihood: str
-    total_count: int | None = None
+    likelihood_config: dict = dataclasses.field(default_factory=dict)
+    full_scale: float | None = None
     scale: float | None = None
     binarize: str | None = None
     data_range: tuple[float, float] = (0.0, 1.0)
@@ -71,19 +79,37 @@ class Recipe:
     latent_dim: int = 50
     epochs: int = 20
 
+    @classmethod
+    def from_dict(cls, fields: dict) -> "Recipe":
+        """The recipe a `config.json` records, also as written before `likelihood_config`
+        (a `total_count` field) existed."""
+        fields = {
+            **fields,
+            "data_range": tuple(fields["data_range"]),
+            "hidden": tuple(fields["hidden"]),
+        }
+        if "total_count" in fields:  # config.json written by tfvae before 2026-11-21
+            total_count = fields.pop("total_count")
+            fields["full_scale"] = total_count or fields.get("scale")
+            fields["likelihood_config"] = {"total_count": total_count} if total_count else {}
+        return cls(**fields)
+
 
 # Measured with `tfvae train` on this project's 2-core CPU machine; see README.md.
 RECIPES = {
     "digits": Recipe(
         likelihood="binomial",
-        total_count=16,
+        likelihood_config={"total_count": 16},
+        full_scale=16.0,
         data_range=(0.0, 16.0),
         hidden=(256, 256),
         latent_dim=8,
         epochs=100,
     ),
-    "mnist": Recipe(likelihood="bernoulli", scale=255.0, binarize="dynamic"),
-    "fashion_mnist": Recipe(likelihood="bernoulli", scale=255.0, binarize="dynamic"),
+    "mnist": Recipe(likelihood="bernoulli", full_scale=255.0, scale=255.0, binarize="dynamic"),
+    "fashion_mnist": Recipe(
+        likelihood="bernoulli", full_scale=255.0, scale=255.0, binarize="dynamic"
+    ),
 }
 
 
@@ -100,124 +126,23 @@ def recipe_for(dataset: str, x: np.ndarray, likelihood: str | None = None) -> Re
     recipe = RECIPES.get(dataset) or _recipe_from_values(x)
     if likelihood is None or likelihood == recipe.likelihood:
         return recipe
-    return _with_likelihood(recipe, likelihood)
+    family = likelihoods.registry.class_of(likelihood, "likelihood")
+    changes = {"likelihood_config": {}, **family.adapt_recipe(recipe)}
+    return dataclasses.replace(recipe, likelihood=likelihood, **changes)
 
 
 def _recipe_from_values(x: np.ndarray) -> Recipe:
     low, high = float(np.min(x)), float(np.max(x))
     if np.issubdtype(x.dtype, np.integer) and low >= 0:
         if high <= 1:
-            return Recipe(likelihood="bernoulli")
+            return Recipe(likelihood="bernoulli", full_scale=1.0)
         if x.dtype == np.uint8 and high > 16:
-            return Recipe(likelihood="bernoulli", scale=255.0, binarize="dynamic")
-        return Recipe(likelihood="binomial", total_count=int(high), data_range=(0.0, high))
+            return Recipe(likelihood="bernoulli", full_scale=255.0, scale=255.0, binarize="dynamic")
+        counts = {"likelihood_config": {"total_count": int(high)}, "full_scale": high}
+        return Recipe(likelihood="binomial", data_range=(0.0, high), **counts)
     if low >= 0 and high <= 1:
-        return Recipe(likelihood="continuous_bernoulli")
+        return Recipe(likelihood="continuous_bernoulli")  # not counts: no full scale
     return Recipe(likelihood="gaussian_learned_scale", data_range=(low, high))
-
-
-def _with_likelihood(recipe: Recipe, likelihood: str) -> Recipe:
-    """`recipe`'s data, scaled and binarized as `likelihood` needs."""
-    full_scale = recipe.total_count or recipe.scale  # the raw value shown as white
-    full_scale = None if full_scale is None else float(full_scale)
-    unit = {"scale": full_scale, "data_range": (0.0, 1.0), "total_count": None}
-    if likelihood == "bernoulli":
-        changes = {**unit, "binarize": recipe.binarize or "dynamic"}
-    elif likelihood == "binomial":
-        if not recipe.binarize:
-            raise ValueError(
-                f"Expected counts for likelihood='binomial'; these data are modelled as "
-                f"{recipe.likelihood!r} values. Received: likelihood='binomial'"
-            )
-        changes = {"total_count": 1, "data_range": (0.0, 1.0)}  # binarized: one trial
-    elif full_scale is not None:  # continuous families on intensities in [0, 1]
-        changes = {**unit, "binarize": None}
-    else:
-        changes = {"binarize": None, "total_count": None}
-    return dataclasses.replace(recipe, likelihood=likelihood, **changes)
-
-
-@dataclasses.dataclass(frozen=True)
-class TrainConfig:
-    """One training run. Fields left None take the dataset recipe's default.
-
-    `objective` and `num_samples` are `tfvae.VAE`'s (e.g. `"iwae"` with 5 samples);
-    `activation` is the hidden layers' (MLP and conv); `lr_schedule="cosine"` decays the
-    Adam learning rate from `learning_rate` to 0 along a half cosine over all steps.
-
-    The KL weight of the `"elbo"` objective is `beta`, reached by a linear warm-up over
-    the first `kl_warmup_epochs` epochs, or by `kl_cycles` cyclical ramps over the run
-    (`tfvae.schedules`); `free_bits` is the free-bits floor in nats per latent dimension
-    (`tfvae.objectives.ELBO`).
-    """
-
-    dataset: str = "digits"
-    data_dir: str | None = None
-    epochs: int | None = None
-    batch_size: int = 100
-    latent_dim: int | None = None
-    likelihood: str | None = None
-    architecture: str | None = None
-    hidden: tuple[int, ...] | None = None
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    objective: str = "elbo"
-    num_samples: int = 1
-    activation: str = "relu"
-    beta: float = 1.0
-    kl_warmup_epochs: int | None = None
-    kl_cycles: int | None = None
-    free_bits: float = 0.0
-    seed: int = 0
-    out: str | None = None
-    tensorboard: str | None = None
-    jit_compile: bool = True
-
-    def __post_init__(self):
-        for name in ("epochs", "latent_dim"):
-            if getattr(self, name) is not None:
-                validation.positive_int(getattr(self, name), name)
-        validation.positive_int(self.batch_size, "batch_size")
-        validation.positive_int(self.num_samples, "num_samples")
-        validation.positive_float(self.learning_rate, "learning_rate")
-        validation.one_of(self.lr_schedule, LEARNING_RATE_SCHEDULES, "lr_schedule")
-        validation.one_of(self.objective, objectives.registry.names(), "objective")
-        validation.non_negative_float(self.beta, "beta")
-        validation.non_negative_float(self.free_bits, "free_bits")
-        for name in ("kl_warmup_epochs", "kl_cycles"):
-            if getattr(self, name) is not None:
-                validation.positive_int(getattr(self, name), name)
-        if self.kl_warmup_epochs is not None and self.kl_cycles is not None:
-            raise ValueError(
-                "Expected at most one KL schedule. Received: "
-                f"kl_warmup_epochs={self.kl_warmup_epochs}, kl_cycles={self.kl_cycles}"
-            )
-        kl_options = {"beta": self.beta != 1.0, "free_bits": self.free_bits > 0}
-        kl_options.update(kl_warmup_epochs=self.kl_warmup_epochs, kl_cycles=self.kl_cycles)
-        used = [name for name, value in kl_options.items() if value]
-        if self.objective != "elbo" and used:
-            raise ValueError(
-                f"Expected objective='elbo' with the KL options {used}: the "
-                f"{self.objective!r} objective does not weight the KL. Received: "
-                f"objective={self.objective!r}"
-            )
-        keras.activations.get(self.activation)  # Fails early on an unknown name.
-        if self.architecture is not None:
-            validation.one_of(self.architecture, ARCHITECTURES, "architecture")
-        if self.likelihood is not None:
-            validation.one_of(self.likelihood, likelihoods.registry.names(), "likelihood")
-
-    def resolve(self, recipe: Recipe) -> "TrainConfig":
-        """This config with every None field filled in from `recipe`."""
-        return dataclasses.replace(
-            self,
-            epochs=self.epochs or recipe.epochs,
-            latent_dim=self.latent_dim or recipe.latent_dim,
-            likelihood=self.likelihood or recipe.likelihood,
-            architecture=self.architecture or recipe.architecture,
-            hidden=tuple(self.hidden if self.hidden is not None else recipe.hidden),
-            out=str(_out_path(self)),
-        )
 
 
 def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
@@ -225,17 +150,23 @@ def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
     return data.preprocess(x, scale=recipe.scale, binarize=recipe.binarize, seed=seed)
 
 
+def _decoder_seed(seed: int) -> int:
+    """The decoder's initializer seed for a run's `seed`, the encoder's: `seed + 1`,
+    wrapping around to 0 after `tfvae.validation.MAX_SEED` so that it stays a valid seed.
+    """
+    return (seed + 1) % (validation.MAX_SEED + 1)
+
+
 def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -> VAE:
     """A VAE for `config` (resolved) and its data `recipe`, compiled for training.
 
     `steps` is the number of training steps, which a `"cosine"` learning rate and the
-    KL schedules need.
+    KL schedules need. The encoder's weights are seeded with `config.seed`, the
+    decoder's with the next seed (`seed + 1`, and 0 after `tfvae.validation.MAX_SEED`).
     """
-    likelihood = config.likelihood
-    if likelihood == "binomial":
-        likelihood = likelihoods.Binomial(total_count=recipe.total_count)
+    likelihood = likelihoods.registry.class_of(config.likelihood)(**recipe.likelihood_config)
     encoder_options = {"activation": config.activation, "seed": config.seed}
-    decoder_options = {"activation": config.activation, "seed": config.seed + 1}
+    decoder_options = {"activation": config.activation, "seed": _decoder_seed(config.seed)}
     if config.architecture == "conv":
         encoder = networks.conv_encoder(**encoder_options)
         decoder = networks.conv_decoder(**decoder_options)
@@ -387,11 +318,7 @@ def check_out(config: TrainConfig) -> Path:
     Raises:
         tfvae.outputs.OutputRefusedError: otherwise.
     """
-    return outputs.check_destination(_out_path(config), outputs.MODEL, "out", _inputs(config))
-
-
-def _out_path(config: TrainConfig) -> Path:
-    return Path(config.out or Path("saved_models") / Path(config.dataset).stem)
+    return outputs.check_destination(config.out_path(), outputs.MODEL, "out", _inputs(config))
 
 
 def _inputs(config: TrainConfig) -> dict:
@@ -412,7 +339,7 @@ def load(model_dir) -> tuple[VAE, Recipe, TrainConfig]:
                 f"Received: {model_dir}"
             )
     run = json.loads((model_dir / "config.json").read_text())
-    recipe = Recipe(**{**run["recipe"], "data_range": tuple(run["recipe"]["data_range"])})
+    recipe = Recipe.from_dict(run["recipe"])
     config = TrainConfig(**{**run["config"], "hidden": tuple(run["config"]["hidden"])})
     model = keras.saving.load_model(model_dir / "model.keras")
     return model, recipe, config
@@ -564,7 +491,7 @@ def plot(
     """
     validation.one_of(kind, PLOT_KINDS, "kind")
     n = validation.positive_int(n, "n")
-    validation.one_of(split, ("train", "test"), "split")
+    validation.one_of(split, SPLITS, "split")
     model, recipe, config = load(model_dir)
     if kind == "samples":
         return write_samples(model, recipe, out, n=n, seed=seed, mean=True)
@@ -587,9 +514,6 @@ def plot(
     rows = [latent.interpolate(model, x[0], x[second], steps, method) for method in latent.METHODS]
     images = np.concatenate(rows)  # [2 * steps, *data_shape]: linear, then spherical
     return plots.save_image_grid(out, images, data_range=recipe.data_range, columns=steps)
-
-
-MASKS = ("bottom-half", "right-half", "random-half")
 
 
 def missing_mask(shape, kind: str, seed: int = 0) -> np.ndarray:

@@ -1,0 +1,249 @@
+"""The options users choose: the training run's configuration, and the names the other
+jobs accept.
+
+`TrainConfig` is the one declaration of every training option. Each field carries, in
+its `dataclasses.field` metadata, how it appears on the command line (`Option`: help,
+flag, metavar, choices); `tfvae.cli` derives the `tfvae train` options from the fields
+(type from the annotation, default from the field's default), so a new option is one new
+field. Choices are callables read when the parser is built and when a config is checked,
+so a likelihood registered later is listed by `--help` and accepted.
+
+This module imports neither TensorFlow nor Keras (the registries it reads are numpy-only);
+the command line builds its parser from it without loading them. Constructing a
+`TrainConfig` checks `activation` against Keras, which imports Keras then.
+
+Example:
+    >>> import dataclasses
+    >>> from tfvae.config import OPTION, TrainConfig
+    >>> dataclasses.fields(TrainConfig)[0].metadata[OPTION].help
+    'digits (embedded), mnist, fashion_mnist, or a .npy/.npz file or folder of PNG images'
+"""
+
+import dataclasses
+import numbers
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from tfvae import likelihoods, objectives, validation
+from tfvae._lazy import LazyModule
+
+keras = LazyModule("keras")  # imported by the first TrainConfig, not by this module
+
+ARCHITECTURES = ("mlp", "conv")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")
+
+# The names the other jobs accept, declared here so that the command line lists them
+# without importing the TensorFlow modules that use them.
+PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
+MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.missing_mask
+IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference.impute
+
+# The metadata key under which a field declares its command-line option.
+OPTION = "tfvae.option"
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """How a configuration field appears on the command line.
+
+    The option's type is the field's annotation (`int`, `float`, `str`, `bool`,
+    `tuple[int, ...]`, each optionally `| None`) and its default is the field's default.
+
+    Attributes:
+        help: the option's help text; the default is appended unless it is None.
+        flag: the option string (default: `--` and the field name with dashes). A `bool`
+            field is a switch: its flag sets True when the default is False, and False
+            when the default is True (default `--no-` and the name; `--no-xla` for
+            `jit_compile`).
+        metavar: the value's name in the help (default: argparse's).
+        choices: the accepted values, or a callable returning them, read when the parser
+            is built and when a config is checked (`likelihoods.registry.names`).
+        exclusive: the name of a group of options of which at most one may be given.
+    """
+
+    help: str
+    flag: str | None = None
+    metavar: str | None = None
+    choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
+    exclusive: str | None = None
+
+    def names(self) -> list[str] | None:
+        """The accepted values now, or None when any value of the type is accepted."""
+        if self.choices is None:
+            return None
+        return list(self.choices() if callable(self.choices) else self.choices)
+
+
+def option(default, help: str, **kwargs):
+    """A dataclass field with `default` and its command-line declaration.
+
+    Args:
+        default: the field's default (an immutable value).
+        help: the option's help text.
+        **kwargs: the other `Option` attributes (`flag`, `metavar`, `choices`,
+            `exclusive`).
+
+    Returns:
+        A `dataclasses.field` whose metadata holds the `Option` under `OPTION`.
+
+    Example:
+        >>> @dataclasses.dataclass(frozen=True)
+        ... class MyConfig(TrainConfig):
+        ...     warmup_steps: int = option(0, "steps of learning-rate warm-up")
+    """
+    return dataclasses.field(default=default, metadata={OPTION: Option(help, **kwargs)})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One training run. Fields left None take the dataset recipe's default.
+
+    `objective` and `num_samples` are `tfvae.VAE`'s (e.g. `"iwae"` with 5 samples);
+    `activation` is the hidden layers' (MLP and conv); `lr_schedule="cosine"` decays the
+    Adam learning rate from `learning_rate` to 0 along a half cosine over all steps.
+
+    The KL weight of the `"elbo"` objective is `beta`, reached by a linear warm-up over
+    the first `kl_warmup_epochs` epochs, or by `kl_cycles` cyclical ramps over the run
+    (`tfvae.schedules`); `free_bits` is the free-bits floor in nats per latent dimension
+    (`tfvae.objectives.ELBO`).
+
+    Every field declares its `tfvae train` option (`Option`); the choices of
+    `likelihood`, `objective`, `architecture` and `lr_schedule` are checked against
+    those declarations, so against the registries for the first two.
+
+    Raises:
+        ValueError: for a value out of range or not among the choices, an unknown
+            Keras activation, two KL schedules, or KL options with an objective other
+            than `"elbo"`.
+
+    Example:
+        >>> TrainConfig(epochs=5, likelihood="bernoulli", hidden=(64,)).batch_size
+        100
+    """
+
+    dataset: str = option(
+        "digits",
+        "digits (embedded), mnist, fashion_mnist, or a .npy/.npz file or folder of PNG images",
+    )
+    data_dir: str | None = option(
+        None, "folder with the dataset's files (else $TFVAE_DATA_DIR, the Keras cache)"
+    )
+    epochs: int | None = option(None, "passes over the training set")
+    batch_size: int = option(100, "examples per step")
+    latent_dim: int | None = option(None, "size of the latent z")
+    likelihood: str | None = option(None, "p(x|z) family", choices=likelihoods.registry.names)
+    architecture: str | None = option(None, "encoder/decoder kind", choices=ARCHITECTURES)
+    hidden: tuple[int, ...] | None = option(
+        None,
+        "MLP hidden layer widths, e.g. 500,500 ('' for a single linear layer)",
+        metavar="WIDTHS",
+    )
+    learning_rate: float = option(1e-3, "Adam learning rate", flag="--lr")
+    lr_schedule: str = option(
+        "constant",
+        "constant, or cosine decay to 0 over all steps",
+        choices=LEARNING_RATE_SCHEDULES,
+    )
+    objective: str = option("elbo", "training bound", choices=objectives.registry.names)
+    num_samples: int = option(1, "latent samples per example and step")
+    activation: str = option("relu", "hidden activation, a Keras activation name")
+    beta: float = option(1.0, "KL weight of the elbo objective")
+    kl_warmup_epochs: int | None = option(
+        None,
+        "raise the KL weight linearly from 0 to --beta over the first E epochs",
+        metavar="E",
+        exclusive="kl_schedule",
+    )
+    kl_cycles: int | None = option(
+        None,
+        "cyclical KL annealing: M cycles over the run, each rising from 0 to --beta over "
+        "its first half (Fu et al. 2019)",
+        metavar="M",
+        exclusive="kl_schedule",
+    )
+    free_bits: float = option(
+        0.0,
+        "free bits: a floor on each latent dimension's batch-mean KL, 0 for none",
+        metavar="NATS",
+    )
+    seed: int = option(0, f"seed of weights, noise and data, in [0, {validation.MAX_SEED}]")
+    out: str | None = option(
+        None,
+        "output folder (saved_models/<dataset>); must be new, empty, or a model folder "
+        "tfvae wrote, which is replaced (its SavedModel versions are kept)",
+    )
+    tensorboard: str | None = option(None, "write TensorBoard logs to DIR", metavar="DIR")
+    jit_compile: bool = option(True, "do not compile the train step with XLA", flag="--no-xla")
+
+    def __post_init__(self):
+        for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):
+            if getattr(self, name) is not None:
+                validation.positive_int(getattr(self, name), name)
+        validation.positive_int(self.batch_size, "batch_size")
+        validation.positive_int(self.num_samples, "num_samples")
+        validation.positive_float(self.learning_rate, "learning_rate")
+        validation.non_negative_float(self.beta, "beta")
+        validation.non_negative_float(self.free_bits, "free_bits")
+        validation.seed(self.seed, "seed")
+        if self.hidden is not None:
+            _check_widths(self.hidden)
+        for field in dataclasses.fields(self):
+            declared = field.metadata.get(OPTION)
+            value = getattr(self, field.name)
+            if declared is not None and declared.choices is not None and value is not None:
+                validation.one_of(value, declared.names(), field.name)
+        if self.kl_warmup_epochs is not None and self.kl_cycles is not None:
+            raise ValueError(
+                "Expected at most one KL schedule. Received: "
+                f"kl_warmup_epochs={self.kl_warmup_epochs}, kl_cycles={self.kl_cycles}"
+            )
+        kl_options = {"beta": self.beta != 1.0, "free_bits": self.free_bits > 0}
+        kl_options.update(kl_warmup_epochs=self.kl_warmup_epochs, kl_cycles=self.kl_cycles)
+        used = [name for name, value in kl_options.items() if value]
+        if self.objective != "elbo" and used:
+            raise ValueError(
+                f"Expected objective='elbo' with the KL options {used}: the "
+                f"{self.objective!r} objective does not weight the KL. Received: "
+                f"objective={self.objective!r}"
+            )
+        _check_activation(self.activation)
+
+    def resolve(self, recipe) -> "TrainConfig":
+        """This config with every None field filled in from `recipe` (a
+        `tfvae.workflow.Recipe`), and `out` the folder `tfvae.workflow.train` writes."""
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs or recipe.epochs,
+            latent_dim=self.latent_dim or recipe.latent_dim,
+            likelihood=self.likelihood or recipe.likelihood,
+            architecture=self.architecture or recipe.architecture,
+            hidden=tuple(self.hidden if self.hidden is not None else recipe.hidden),
+            out=str(self.out_path()),
+        )
+
+    def out_path(self) -> Path:
+        """The model folder: `out`, else `saved_models/<dataset name>`."""
+        return Path(self.out or Path("saved_models") / Path(self.dataset).stem)
+
+
+def _check_widths(hidden) -> None:
+    widths = hidden if isinstance(hidden, tuple | list) else [None]
+    if not all(
+        isinstance(width, numbers.Integral) and not isinstance(width, bool) and width >= 1
+        for width in widths
+    ):
+        raise ValueError(
+            "Expected hidden to be a sequence of positive layer widths such as (500, 500), "
+            f"or () for a single linear layer. Received: hidden={hidden!r}"
+        )
+
+
+def _check_activation(name) -> None:
+    """Raises ValueError unless Keras knows the activation `name` (imports Keras)."""
+    try:
+        keras.activations.get(name)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            "Expected activation to be the name of a Keras activation such as 'relu', "
+            f"'tanh' or 'gelu'. Received: activation={name!r}"
+        ) from error

@@ -1,10 +1,11 @@
-"""Tests for tfvae.data.pipeline.make_dataset."""
+"""Tests for tfvae.data.pipeline: make_dataset and preprocess."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae.data import BINARIZATIONS, make_dataset
+from tfvae.data import BINARIZATIONS, make_dataset, preprocess
+from tfvae.validation import MAX_SEED
 
 
 def epoch(dataset):
@@ -163,3 +164,62 @@ def test_initial_epoch_is_validated():
         make_dataset(np.zeros((3, 2)), initial_epoch=-1, repeat=True)
     with pytest.raises(ValueError, match=r"repeat=True with initial_epoch"):
         make_dataset(np.zeros((3, 2)), initial_epoch=2)
+
+
+# ------------------------------------------------------------------------ preprocess
+
+
+@pytest.mark.parametrize("binarize", ["static", "dynamic"])
+@pytest.mark.parametrize(
+    "values, scale", [([0.2, 1.7], None), ([-0.2, 0.5], None), ([0, 300], 255.0)]
+)
+def test_preprocess_refuses_probabilities_outside_the_unit_interval(binarize, values, scale):
+    """Fails before the fix: 1.7 became a sure 1 and -0.2 a sure 0, silently."""
+    x = np.array([values], dtype=np.float32 if scale is None else np.int64)
+    with pytest.raises(ValueError) as info:
+        preprocess(x, scale=scale, binarize=binarize)
+    message = str(info.value)
+    assert f"Expected intensities x / scale in [0, 1] for binarize={binarize!r}" in message
+    low, high = (value / (scale or 1.0) for value in values)
+    assert f"Received: values in [{low:g}, {high:g}] with scale={scale!r}" in message
+
+
+def test_preprocess_and_make_dataset_refuse_nan_intensities():
+    x = np.array([[0.5, np.nan]], np.float32)
+    for build in (preprocess, make_dataset):
+        with pytest.raises(ValueError, match=r"in \[0, 1\].*Received: values in \[nan, nan\]"):
+            build(x, binarize="static")
+
+
+def test_preprocess_matches_make_dataset():
+    x = np.array([[0, 51, 128, 255]] * 3, np.uint8)
+    np.testing.assert_allclose(preprocess(x, scale=255.0), x / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(
+        preprocess(x, scale=255.0, binarize="threshold"), [[0.0, 0.0, 1.0, 1.0]] * 3
+    )
+    static = preprocess(x, scale=255.0, binarize="static", seed=5)
+    (batch,) = epoch(make_dataset(x, scale=255.0, binarize="static", seed=5, shuffle=False))
+    np.testing.assert_array_equal(static, batch)
+    np.testing.assert_array_equal(static[:, [0, 3]], [[0.0, 1.0]] * 3)  # p = 0 and 1
+
+
+# ----------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1, True, 1.5])
+def test_seeds_outside_the_one_range_are_refused(seed):
+    """MAX_SEED + 1 fails before the seed ranges were unified: make_dataset took any
+    non-negative integer and preprocess anything numpy took."""
+    x = grey_images()
+    message = rf"Expected seed to be an integer in \[0, {MAX_SEED}\] or None. Received: seed="
+    with pytest.raises(ValueError, match=message):
+        make_dataset(x, seed=seed)
+    with pytest.raises(ValueError, match=message):
+        preprocess(x, binarize="static", seed=seed)
+
+
+def test_the_largest_seed_and_none_are_accepted():
+    x = grey_images()
+    for seed in (MAX_SEED, None):
+        assert len(epoch(make_dataset(x, seed=seed, binarize="dynamic"))) == 1
+        assert preprocess(x, binarize="static", seed=seed).shape == x.shape

@@ -10,6 +10,7 @@ from scipy import stats
 
 import tfvae
 from tests.test_model import LinearGaussian
+from tfvae.validation import MAX_SEED
 
 SHIFT, STRETCH = np.array([0.4, -0.3]), 1.5  # an imperfect posterior of the linear model
 
@@ -54,7 +55,9 @@ def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
     assert not np.array_equal(a, vae.log_likelihood(x, num_samples=50, seed=4).numpy())
     with pytest.raises(ValueError, match="num_samples to be a positive integer"):
         vae.log_likelihood(x, num_samples=0)
-    with pytest.raises(ValueError, match="'gaussian' likelihood needs x finite"):
+    with pytest.raises(
+        ValueError, match="Expected x in the support of the 'gaussian' likelihood: finite reals"
+    ):
         vae.log_likelihood(np.full_like(x, np.nan))
 
 
@@ -76,6 +79,49 @@ def test_evaluate_reports_nats_and_bits_per_dimension(linear):
         from_dataset["posterior_mean_variance"], result["posterior_mean_variance"], rtol=1e-6
     )
     assert from_dataset["active_dimensions"] == result["active_dimensions"]
+
+
+@pytest.mark.parametrize("element", ["x", "(x,)", "(x, y)"])
+def test_evaluate_reads_datasets_of_every_element_format(linear, element):
+    """A dataset of (x,) tuples is read as x, like Keras's fit reads it."""
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    parts = {"x": x, "(x,)": (x,), "(x, y)": (x, np.arange(len(x)))}[element]
+    dataset = tf.data.Dataset.from_tensor_slices(parts).batch(6)
+    result = tfvae.evaluate(vae, dataset, num_samples=20, verbose=0)
+    from_array = tfvae.evaluate(vae, x, num_samples=20, batch_size=6, verbose=0)
+    assert result["examples"] == 16
+    for key in ("elbo", "nll", "posterior_mean_variance"):
+        np.testing.assert_allclose(result[key], from_array[key], rtol=1e-6)
+
+
+def test_a_dataset_of_dicts_is_a_clear_type_error(linear):
+    model, x = linear
+    vae = model.exact_vae(seed=0)
+    dataset = tf.data.Dataset.from_tensor_slices({"x": x}).batch(6)
+    with pytest.raises(TypeError, match=r"Expected dataset elements x, \(x,\) or \(x, y, ...\)"):
+        tfvae.inference.latent_diagnostics(vae, dataset)
+
+
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
+def test_seeds_outside_the_one_range_are_refused(linear, seed):
+    """Fails before the seed ranges were unified: any |seed| < 2**63 was taken."""
+    model, x = linear
+    vae = model.exact_vae(seed=0)
+    message = r"seed to be an integer in \[0, 2147483647\] or a \(2,\) integer tensor"
+    calls = {
+        "log_likelihood": lambda: vae.log_likelihood(x, num_samples=4, seed=seed),
+        "evaluate": lambda: tfvae.evaluate(vae, x, num_samples=4, seed=seed, verbose=0),
+        "latent_diagnostics": lambda: tfvae.inference.latent_diagnostics(vae, x, seed=seed),
+        "refine_posterior": lambda: vae.refine_posterior(x, steps=1, seed=seed),
+        "impute": lambda: vae.impute(x, np.zeros(x.shape, bool), steps=1, seed=seed),
+    }
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=message):
+            call()
+            pytest.fail(f"{name} took seed={seed}")
+    maximum = vae.log_likelihood(x, num_samples=4, seed=MAX_SEED)
+    assert maximum.shape == (16,)
 
 
 # ------------------------------------------------------------------ amortization gap

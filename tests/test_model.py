@@ -13,6 +13,7 @@ import tensorflow as tf
 from scipy import stats
 
 import tfvae
+from tfvae.validation import MAX_SEED
 
 # ---------------------------------------------------------------------------------------
 # A linear-Gaussian model: z ~ N(0, I), x | z ~ N(W z + b, sigma^2 I), so that
@@ -502,17 +503,24 @@ def test_decoder_of_the_wrong_width_says_the_width_it_needs():
         vae(_digit_like_data(4))
 
 
+SUPPORT = r"Expected x in the support of the 'bernoulli' likelihood: reals in \[0, 1\]"
+
+
 def test_data_outside_the_support_is_a_clear_error():
     vae = _small_vae()
     vae.compile(jit_compile=True)
     grey = np.full((8, 8, 8, 1), 255.0, dtype="float32")
-    with pytest.raises(ValueError, match=r"'bernoulli' likelihood needs x in \[0, 1\].*255"):
+    with pytest.raises(ValueError, match=SUPPORT + r"\. Received: x with .*255"):
         vae.fit(grey, epochs=1, verbose=0)
-    with pytest.raises(ValueError, match=r"'bernoulli' likelihood needs x"):
+    with pytest.raises(ValueError, match=SUPPORT):
         vae.evaluate(grey, verbose=0)
+    validation_support = SUPPORT.replace("Expected x", "Expected validation_data")
+    with pytest.raises(ValueError, match=validation_support):
+        vae.fit(grey / 255.0, validation_data=(grey,), epochs=1, verbose=0)
     dataset = tf.data.Dataset.from_tensor_slices(grey).batch(4)
     with pytest.raises(
-        tf.errors.InvalidArgumentError, match=r"outside the support of the bernoulli likelihood"
+        tf.errors.InvalidArgumentError,
+        match=r"Expected x in the support of the bernoulli likelihood: reals in \[0, 1\]",
     ):
         vae.fit(dataset, epochs=1, verbose=0)
     binomial = _small_vae(likelihood=tfvae.likelihoods.Binomial(total_count=16))
@@ -589,7 +597,7 @@ def test_dataset_of_dicts_is_a_clear_type_error():
 
 def test_elbo_terms_checks_the_support():
     vae = _small_vae()
-    with pytest.raises(ValueError, match=r"'bernoulli' likelihood needs x in \[0, 1\]"):
+    with pytest.raises(ValueError, match=SUPPORT):
         vae.elbo_terms(np.full((2, 8, 8, 1), 255.0))
 
 
@@ -840,3 +848,135 @@ def test_keras_backup_and_restore_resumes_weights_optimizer_and_random_streams(t
         )
     for a, b in zip(resumed.get_weights(), uninterrupted.get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_store_without_the_random_streams_still_loads():
+    """Files written before the streams' states were saved: the model's own variables
+    (the KL weight) load, the streams keep their states."""
+    vae = _small_vae(beta=0.25)
+    vae.build((None, 8, 8, 1))
+    vae.sample(1)  # moves the evaluation stream
+    store = {}
+    vae.save_own_variables(store)
+    names = ("seed_generator", "evaluation_seed_generator")
+    assert set(names) <= set(store)
+    old_file = {key: value for key, value in store.items() if key not in names}
+    other = _small_vae(seed=1)
+    other.build((None, 8, 8, 1))
+    other.set_weights(vae.get_weights())
+    streams = {name: getattr(other, name).state.numpy().copy() for name in names}
+    other.load_own_variables(old_file)
+    assert other.beta == 0.25
+    for name, state in streams.items():
+        np.testing.assert_array_equal(getattr(other, name).state.numpy(), state)
+    other.load_own_variables(store)  # with the states: the streams continue vae's
+    np.testing.assert_array_equal(other.sample(2).numpy(), vae.sample(2).numpy())
+
+
+def test_next_evaluation_seed_advances_the_evaluation_stream_only():
+    vae = _small_vae()
+    training = vae.seed_generator.state.numpy().copy()
+    first, second = vae.next_evaluation_seed(), vae.next_evaluation_seed()
+    assert first.shape == (2,) and not np.array_equal(first.numpy(), second.numpy())
+    np.testing.assert_array_equal(vae.seed_generator.state.numpy(), training)
+    # Distinct from the training stream's seeds, although both streams start from seed 0.
+    assert not np.array_equal(first.numpy(), vae.seed_generator.next().numpy())
+
+
+# ---------------------------------------------------------------------------------------
+# Compiled inference functions follow compile(jit_compile=...).
+# ---------------------------------------------------------------------------------------
+class _HostIdentity(keras.layers.Layer):
+    """The identity, computed on the host by numpy: XLA refuses to compile it, so a
+    model with it in its decoder shows whether a function was compiled with XLA."""
+
+    def call(self, inputs):
+        outputs = tf.numpy_function(lambda a: a, [inputs], inputs.dtype, stateful=False)
+        outputs.set_shape(inputs.shape)
+        return outputs
+
+
+def _host_op_vae():
+    model = LinearGaussian()
+    decoder = keras.Sequential([model.decoder(), _HostIdentity()])
+    vae = tfvae.VAE(
+        model.exact_encoder(),
+        decoder,
+        latent_dim=LATENT_DIM,
+        likelihood=tfvae.likelihoods.Gaussian(scale=SIGMA),
+        posterior="full_covariance",
+        seed=0,
+    )
+    return vae, model.data(4)
+
+
+def test_inference_without_xla_when_compiled_with_jit_compile_false():
+    """Fails while inference hard-coded jit_compile=True: XLA refuses the host op."""
+    vae, x = _host_op_vae()
+    vae.compile(jit_compile=False)
+    estimate = vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0).numpy()
+    assert estimate.shape == (4,) and np.all(np.isfinite(estimate))
+    vae.refine_posterior(x, steps=2, eval_samples=4, seed=0)
+    vae.impute(x, np.zeros(x.shape, bool), steps=2, seed=0)
+
+
+@pytest.mark.parametrize("jit_compile", [True, "auto", None], ids=["True", "auto", "never"])
+def test_inference_with_xla_when_compiled_with_jit_compile_true_or_auto(jit_compile):
+    """True, "auto" and a model never compiled (None here) run inference under XLA."""
+    vae, x = _host_op_vae()
+    if jit_compile is not None:
+        vae.compile(jit_compile=jit_compile)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="unsupported operations"):
+        vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0)
+
+
+def test_compiling_again_rebuilds_the_inference_functions():
+    vae, x = _host_op_vae()
+    vae.compile(jit_compile=True)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="unsupported operations"):
+        vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0)
+    vae.compile(jit_compile=False)  # the cached XLA function must not be reused
+    assert np.all(np.isfinite(vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0)))
+
+
+def test_compiled_function_builds_once_per_key():
+    vae = _small_vae()
+    builds = []
+
+    def build():
+        builds.append(1)
+        return lambda x: 2.0 * x
+
+    double = vae.compiled_function(("double",), build)
+    assert vae.compiled_function(("double",), build) is double
+    assert builds == [1]
+    np.testing.assert_array_equal(double(tf.ones(2)).numpy(), [2.0, 2.0])
+    vae.compile(jit_compile=True)
+    assert vae.compiled_function(("double",), build) is not double  # compile empties it
+    assert builds == [1, 1]
+
+
+# ---------------------------------------------------------------------------------------
+# Integer seeds lie in [0, MAX_SEED] wherever the model takes one.
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
+def test_seeds_outside_the_one_range_are_refused(seed):
+    """The seed= of sample and elbo_terms fails before the seed ranges were unified:
+    they took any |seed| < 2**63, the constructor only [0, MAX_SEED]."""
+    in_range = rf"integer in \[0, {MAX_SEED}\]"
+    with pytest.raises(ValueError, match=in_range + rf" or None. Received: seed={seed}"):
+        tfvae.VAE(*_networks(), latent_dim=2, seed=seed)
+    vae = _small_vae()
+    vae.build((None, 8, 8, 1))
+    pair = r" or a \(2,\) integer tensor"
+    with pytest.raises(ValueError, match=in_range + pair + rf". Received: seed={seed}"):
+        vae.sample(2, seed=seed)
+    with pytest.raises(ValueError, match=in_range + pair):
+        vae.elbo_terms(_digit_like_data(2), seed=seed)
+
+
+def test_the_largest_seed_is_accepted_everywhere():
+    vae = tfvae.VAE(*_networks(), latent_dim=2, seed=MAX_SEED)
+    vae.build((None, 8, 8, 1))
+    assert vae.sample(2, seed=MAX_SEED).shape == (2, 8, 8, 1)
+    assert vae.elbo_terms(_digit_like_data(2), seed=MAX_SEED)["elbo"].shape == (2,)

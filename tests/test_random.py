@@ -1,5 +1,6 @@
 """Tests for tfvae.random: XLA-stable normal noise (checked with scipy) and seed handling."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -7,6 +8,7 @@ from scipy import stats
 
 from tests.helpers import NUM_SE, seed
 from tfvae import random
+from tfvae.validation import MAX_SEED
 
 
 def test_standard_normal_noise_is_the_same_with_and_without_xla():
@@ -78,9 +80,12 @@ def test_as_seed_accepts_a_pair_of_integers(pair):
     "value", [1.5, [1, 2, 3], "a", True, [1.0, 2.0], [[1, 2]], np.float32(3.0)]
 )
 def test_as_seed_rejects_other_values(value):
-    with pytest.raises(ValueError, match=r"Expected seed to be an integer or a \(2,\)") as info:
+    with pytest.raises(ValueError) as info:
         random.as_seed(value)
-    assert f"Received: seed={value!r}" in str(info.value)
+    assert str(info.value) == (
+        "Expected seed to be an integer in [0, 2147483647] or a (2,) integer tensor. "
+        f"Received: seed={value!r}"
+    )
 
 
 def test_as_seed_errors_name_the_callers_argument():
@@ -92,3 +97,46 @@ def test_as_seed_errors_name_the_callers_argument():
 def test_as_seed_errors_name_the_argument_for_unconvertible_values(value):
     with pytest.raises(ValueError, match=r"Received: seed="):
         random.as_seed(value)
+
+
+@pytest.mark.parametrize("value", [-1, MAX_SEED + 1, -(2**62)])
+def test_as_seed_takes_integers_in_the_one_seed_range_only(value):
+    """Fails before the seed ranges were unified: any |seed| < 2**63 was accepted, so
+    -1 here and in [0, MAX_SEED] in `tfvae.validation` named different seeds."""
+    with pytest.raises(ValueError, match=rf"integer in \[0, {MAX_SEED}\].*Received: seed={value}"):
+        random.as_seed(value)
+
+
+def test_as_seed_takes_the_largest_seed_and_any_stream_state():
+    np.testing.assert_array_equal(random.as_seed(MAX_SEED).numpy(), [MAX_SEED, 0])
+    state = tf.constant([-5, 2**40], dtype=tf.int64)  # a stream's state is not a user seed
+    np.testing.assert_array_equal(random.as_seed(state).numpy(), state.numpy())
+
+
+# ------------------------------------------------------------- the streams' states
+
+
+def _streams(seed_value):
+    return {"train": keras.random.SeedGenerator(seed_value), "eval": keras.random.SeedGenerator(1)}
+
+
+def test_saved_states_continue_the_streams():
+    streams = _streams(3)
+    streams["train"].next()  # moved on, so that a fresh stream would differ
+    store = {"0": np.zeros(2)}  # the owner's own variable
+    random.save_states(store, streams)
+    assert set(store) == {"0", "train", "eval"}
+    restored = _streams(99)
+    others = random.load_states(store, restored)
+    assert set(others) == {"0"}
+    for name, stream in streams.items():
+        np.testing.assert_array_equal(restored[name].next().numpy(), stream.next().numpy())
+
+
+def test_loading_a_store_without_the_states_leaves_the_streams_alone():
+    """Files written before the states were saved hold only the owner's variables."""
+    streams = _streams(3)
+    before = {name: stream.state.numpy().copy() for name, stream in streams.items()}
+    assert random.load_states({"0": 1.0, "1": 2.0}, streams) == {"0": 1.0, "1": 2.0}
+    for name, stream in streams.items():
+        np.testing.assert_array_equal(stream.state.numpy(), before[name])

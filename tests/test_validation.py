@@ -140,3 +140,43 @@ def test_value_range_rejects_what_is_not_a_finite_increasing_pair(value):
 
 def test_value_range_returns_floats():
     assert validation.value_range((0, 16), "data_range") == (0.0, 16.0)
+
+
+# -------------------------------------------------------------------------- seeds
+
+
+@pytest.mark.parametrize("value", [0, 7, validation.MAX_SEED, np.int64(3), np.uint32(5)])
+def test_seed_accepts_integers_in_the_one_range(value):
+    result = validation.seed(value)
+    assert result == int(value) and type(result) is int
+    assert validation.optional_seed(value) == int(value)
+
+
+@pytest.mark.parametrize(
+    "value", [-1, validation.MAX_SEED + 1, 2**63, True, 1.5, np.float64(2.0), "3", [1, 2]]
+)
+def test_seed_rejects_everything_else_with_one_message(value):
+    with pytest.raises(ValueError) as info:
+        validation.seed(value, "sample_seed")
+    assert str(info.value) == (
+        f"Expected sample_seed to be an integer in [0, 2147483647]. Received: sample_seed={value!r}"
+    )
+    with pytest.raises(ValueError) as info:
+        validation.optional_seed(value)
+    assert str(info.value) == (
+        f"Expected seed to be an integer in [0, 2147483647] or None. Received: seed={value!r}"
+    )
+
+
+def test_seed_takes_none_only_when_optional():
+    assert validation.seed(None, optional=True) is None
+    assert validation.optional_seed(None) is None
+    with pytest.raises(ValueError, match=r"Received: seed=None"):
+        validation.seed(None)
+
+
+def test_the_seed_range_is_what_numpy_and_keras_accept():
+    assert validation.MAX_SEED == 2**31 - 1
+    np.random.default_rng(validation.MAX_SEED)
+    np.random.SeedSequence(validation.MAX_SEED)
+    assert validation.is_seed(validation.MAX_SEED) and not validation.is_seed(-1)

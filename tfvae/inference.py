@@ -1,7 +1,7 @@
 """What a trained VAE answers about data: log p(x), missing values, better posteriors.
 
     - `log_likelihood`: the importance-weighted estimate of log p(x) (Burda et al., 2015),
-      chunked over the samples so memory stays bounded, XLA-compiled.
+      chunked over the samples so memory stays bounded.
     - `evaluate`: ELBO, reconstruction, KL and the estimated negative log-likelihood of a
       data set, in nats and in bits per dimension.
     - `latent_diagnostics`: per-dimension KL and active units (Burda et al., 2015), to
@@ -11,22 +11,26 @@
     - `impute`: fills missing entries by pseudo-Gibbs sampling (Rezende et al., 2014) or
       Metropolis-within-Gibbs (Mattei and Frellsen, 2018).
 
-`tfvae.VAE` exposes the first, third and fourth as methods.
+`tfvae.VAE` exposes the first, third and fourth as methods. Each computation runs as one
+`tf.function` from the model's cache (`VAE.compiled_function`), compiled with XLA unless
+the model was compiled with `jit_compile=False`.
 """
 
 import math
+
+import tfvae._backend  # noqa: F401
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import random, validation
-
-IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")
+from tfvae import conditions, random, validation
+from tfvae.config import IMPUTATION_METHODS
 
 
 def _seed(model, seed) -> tf.Tensor:
-    return model._evaluation_seed() if seed is None else random.as_seed(seed)
+    """`seed` as a `(2,)` stateless seed; the model's next evaluation seed when None."""
+    return model.next_evaluation_seed() if seed is None else random.as_seed(seed)
 
 
 def _as_input(model, x) -> tf.Tensor:
@@ -35,14 +39,6 @@ def _as_input(model, x) -> tf.Tensor:
     if not model.built:
         model.build(tuple(x.shape))
     return x
-
-
-def _compiled(model, key, build):
-    """A per-model cache of XLA-compiled functions, keyed by their static arguments."""
-    cache = model.__dict__.setdefault("_tfvae_compiled_inference", {})
-    if key not in cache:
-        cache[key] = tf.function(build(), jit_compile=True)
-    return cache[key]
 
 
 # --------------------------------------------------------------------------- log p(x)
@@ -74,14 +70,11 @@ def log_likelihood(
     chunk_size = min(validation.positive_int(chunk_size, "chunk_size"), num_samples)
     model.likelihood.check_support(x)
     x = _as_input(model, x)
-    estimate = _compiled(
-        model,
+    estimate = model.compiled_function(
         ("log_likelihood", num_samples, chunk_size),
         lambda: _log_likelihood_function(model, num_samples, chunk_size),
     )
-    if condition is not None:
-        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
-    return estimate(x, _seed(model, seed), condition)
+    return estimate(x, _seed(model, seed), conditions.as_tensor(condition))
 
 
 def _log_likelihood_function(model, num_samples, chunk_size):
@@ -114,7 +107,12 @@ def _batches(data, batch_size, condition=None, conditional=False):
     if isinstance(data, tf.data.Dataset):
         for element in data:
             if not isinstance(element, tuple):
-                element = (element,)
+                element = (element,)  # x; a dataset of (x,) tuples yields (x,) already
+            if not isinstance(element[0], tf.Tensor):
+                raise TypeError(
+                    "Expected dataset elements x, (x,) or (x, y, ...) with x a tensor. "
+                    f"Received elements whose first part is {type(element[0]).__name__}"
+                )
             y = element[1] if conditional and len(element) > 1 else None
             yield element[0], y
         return
@@ -224,8 +222,7 @@ def latent_diagnostics(model, data, batch_size=100, threshold=0.01, seed=0, cond
     batch_size = validation.positive_int(batch_size, "batch_size")
     threshold = validation.non_negative_float(threshold, "threshold")
     seed = random.as_seed(seed)
-    diagnose = _compiled(
-        model,
+    diagnose = model.compiled_function(
         ("latent_diagnostics", model.num_samples),
         lambda: _diagnostics_function(model, model.num_samples),
     )
@@ -237,8 +234,7 @@ def latent_diagnostics(model, data, batch_size=100, threshold=0.01, seed=0, cond
     for index, (x, y) in enumerate(_batches(data, batch_size, condition, conditional)):
         model.likelihood.check_support(x)
         x = _as_input(model, x)
-        if y is not None:
-            y = tf.cast(tf.convert_to_tensor(y), tf.float32)
+        y = conditions.as_tensor(y)
         batch_seed = tf.random.experimental.stateless_fold_in(seed, index)
         loc, kl_per_dimension = diagnose(x, batch_seed, y)
         loc = np.asarray(loc, dtype=np.float64)  # [B, D]
@@ -317,14 +313,13 @@ def refine_posterior(
     eval_samples = validation.positive_int(eval_samples, "eval_samples")
     model.likelihood.check_support(x)
     x = _as_input(model, x)
-    refine = _compiled(
-        model,
+    refine = model.compiled_function(
         ("refine_posterior", steps, learning_rate, num_samples, eval_samples),
         lambda: _refine_function(model, steps, learning_rate, num_samples, eval_samples),
     )
-    if condition is not None:
-        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
-    elbo_before, elbo_after, refined, raw = refine(x, _seed(model, seed), condition)
+    elbo_before, elbo_after, refined, raw = refine(
+        x, _seed(model, seed), conditions.as_tensor(condition)
+    )
     params = model.posterior.parameters(raw, model.latent_dim)
     return {
         "elbo_before": elbo_before,
@@ -411,13 +406,12 @@ def impute(
             f"Received: mask with dtype {mask.dtype.name} and shape {tuple(mask.shape)}"
         )
     start_seed, chain_seed = random.split(_seed(model, seed))
-    if condition is not None:
-        condition = tf.cast(tf.convert_to_tensor(condition), tf.float32)
+    condition = conditions.as_tensor(condition)
     start = model.decode(tf.zeros([tf.shape(x)[0], model.latent_dim]), condition)
     x0 = tf.where(mask, start.sample(seed=tf.cast(start_seed, tf.int32)), x)
     model.likelihood.check_support(x0)
-    chain = _compiled(
-        model, ("impute", method, steps), lambda: _impute_function(model, method, steps)
+    chain = model.compiled_function(
+        ("impute", method, steps), lambda: _impute_function(model, method, steps)
     )
     return chain(x0, mask, chain_seed, condition)
 

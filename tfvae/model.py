@@ -18,12 +18,16 @@ Example:
 
 import math
 
+import tfvae._backend  # noqa: F401
+
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfvae import (
+    compiled,
+    conditions,
+    data_checks,
     dtypes,
     inference,
     likelihoods,
@@ -38,6 +42,10 @@ from tfvae import (
 from tfvae.objectives import LatentTerms
 
 tfd = tfp.distributions
+
+# The families' modules import without Keras; the model saves them, so Keras must know them.
+for _families in (likelihoods.registry, posteriors.registry, objectives.registry):
+    _families.register_with_keras()
 
 METRIC_NAMES = ("loss", "elbo", "reconstruction", "kl")
 
@@ -104,16 +112,8 @@ class VAE(keras.Model):
         latent_dim = validation.positive_int(latent_dim, "latent_dim")
         kl = validation.one_of(kl, ("analytic", "mc"), "kl")
         num_samples = validation.positive_int(num_samples, "num_samples")
-        seed = validation.optional_seed(seed)
-        if condition_shape is not None:
-            if isinstance(condition_shape, int | str) or not condition_shape:
-                raise ValueError(
-                    "Expected condition_shape to be a non-empty tuple of positive integers "
-                    f"such as (10,). Received: condition_shape={condition_shape!r}"
-                )
-            condition_shape = tuple(
-                validation.positive_int(size, "condition_shape") for size in condition_shape
-            )
+        seed = validation.seed(seed, optional=True)
+        condition_shape = conditions.checked_shape(condition_shape)
         likelihood = likelihoods.get(likelihood)
         prior = priors.get(prior)
         posterior = posteriors.get(posterior)
@@ -147,6 +147,10 @@ class VAE(keras.Model):
         self.data_shape = None
         self._trackers = [keras.metrics.Mean(name=name) for name in METRIC_NAMES]
         self._xla_per_replica = False
+        self._requested_jit_compile = "auto"
+        self._compiled_functions = compiled.CompiledFunctions(
+            compiled.resolve_jit_compile(self._requested_jit_compile)
+        )
 
     # ----------------------------------------------------------------------- building
 
@@ -233,51 +237,6 @@ class VAE(keras.Model):
 
     # ----------------------------------------------------------- distributions
 
-    def _checked_condition(self, condition, batch_size=None):
-        """The condition as float32 `(batch_size, *condition_shape)`, or None without one.
-
-        Raises:
-            ValueError: a condition for an unconditional model, none for a conditional
-                one, or one of another shape (also another batch size, when known).
-        """
-        if self.condition_shape is None:
-            if condition is not None:
-                raise ValueError(
-                    "This model has no condition_shape; it takes no condition. Received a "
-                    f"condition of shape {tuple(np.shape(condition))}"
-                )
-            return None
-        if condition is None:
-            raise ValueError(
-                "This conditional model needs a condition of shape (batch_size, "
-                f"*{self.condition_shape}): pass condition=..., or (x, y) to fit."
-            )
-        condition = tf.cast(
-            tf.convert_to_tensor(condition), dtypes.log_prob_dtype(self.compute_dtype)
-        )
-        expected = (batch_size, *self.condition_shape)
-        shape = condition.shape
-        if shape.rank is not None and (
-            shape.rank != len(expected)
-            or any(
-                d is not None and e is not None and d != e
-                for d, e in zip(shape, expected, strict=True)
-            )
-        ):
-            raise ValueError(
-                f"Expected a condition of shape (batch_size, *{self.condition_shape})"
-                + (f" with batch_size={batch_size}" if batch_size is not None else "")
-                + f". Received: condition.shape={tuple(shape)}"
-            )
-        return condition
-
-    def _run(self, network, inputs, condition, training):
-        """Calls a network, passing a checked condition, flattened, if there is one."""
-        if condition is None:
-            return network(inputs, training=training)
-        flat = tf.reshape(condition, [-1, math.prod(self.condition_shape)])
-        return network(inputs, condition=flat, training=training)
-
     def posterior_raw(self, x, condition=None, training=False) -> tf.Tensor:
         """The encoder's raw outputs for x, `(batch_size, posterior.param_size(latent_dim))`."""
         if not self.built:  # train/test steps reach here without going through __call__.
@@ -286,7 +245,7 @@ class VAE(keras.Model):
                 shape = (shape, (shape[0], *self.condition_shape))
             self.build(shape)
         condition = self._checked_condition(condition, x.shape[0])
-        raw = self._run(self.encoder, x, condition, training)
+        raw = conditions.call(self.encoder, x, condition, self.condition_shape, training)
         width = self.posterior.param_size(self.latent_dim)
         self._check_width(
             raw,
@@ -322,11 +281,9 @@ class VAE(keras.Model):
         batch_size = z.shape[-2] if z.shape.rank is not None and z.shape.rank >= 2 else None
         condition = self._checked_condition(condition, batch_size)
         if condition is not None:  # [B, *condition_shape] -> [prod(leading_shape), C]
-            size = math.prod(self.condition_shape)
-            condition = tf.reshape(condition, [-1, size])
-            condition = tf.broadcast_to(condition, tf.concat([leading_shape, [size]], 0))
-            condition = tf.reshape(condition, [-1, size])
-        raw = self._run(self.decoder, tf.reshape(z, [-1, self.latent_dim]), condition, training)
+            condition = conditions.broadcast(condition, self.condition_shape, leading_shape)
+        z_rows = tf.reshape(z, [-1, self.latent_dim])  # [prod(leading_shape), D]
+        raw = conditions.call(self.decoder, z_rows, condition, self.condition_shape, training)
         num_params = self.likelihood.num_params
         width = math.prod(self.data_shape) * num_params
         self._check_width(
@@ -361,6 +318,11 @@ class VAE(keras.Model):
                 f"Expected {expectation}. Received an output of shape {tuple(raw.shape)} "
                 f"({math.prod(received)} values per example)."
             )
+
+    def _checked_condition(self, condition, batch_size=None):
+        """The condition as `(batch_size, *condition_shape)` floats; see `conditions.check`."""
+        dtype = dtypes.log_prob_dtype(self.compute_dtype)
+        return conditions.check(condition, self.condition_shape, batch_size, dtype)
 
     def _require_built(self, action: str) -> None:
         if self.data_shape is None:
@@ -465,7 +427,7 @@ class VAE(keras.Model):
         num_samples = validation.positive_int(num_samples, "num_samples")
         if tf.executing_eagerly():  # Inside a tf.function the caller checks its data.
             self.likelihood.check_support(x)
-        seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
+        seed = self._seed_or_next(seed)
         terms = self._latent_terms(x, num_samples, seed, training, condition)
         result = {"elbo": terms.elbo, "reconstruction": terms.reconstruction, "kl": terms.kl}
         if terms.kl_per_dimension is not None:
@@ -488,15 +450,7 @@ class VAE(keras.Model):
 
         `inputs` is x, or `(x, condition)` for a conditional model.
         """
-        if self.condition_shape is None:
-            x, condition = inputs, None
-        elif isinstance(inputs, tuple | list) and len(inputs) == 2:
-            x, condition = inputs
-        else:
-            raise ValueError(
-                "Expected inputs (x, condition) for this conditional model. Received: "
-                f"inputs of type {type(inputs).__name__}"
-            )
+        x, condition = conditions.split_inputs(inputs, self.condition_shape)
         z = self.encode(x, condition, training=training).mean()
         return self.decode(z, condition, training=training).mean()
 
@@ -506,7 +460,8 @@ class VAE(keras.Model):
         Pass `jit_compile=True` to compile the train and test steps with XLA (Keras turns
         `"auto"` off on CPU). Under a multi-replica `tf.distribute` strategy, XLA cannot
         compile the whole step (the optimizer updates variables on several devices), so
-        the per-replica loss and gradient computation is compiled instead.
+        the per-replica loss and gradient computation is compiled instead. The choice also
+        applies to the inference functions (see `compiled_function`).
         """
         for argument in ("loss", "metrics", "weighted_metrics", "loss_weights"):
             if kwargs.get(argument) is not None:
@@ -530,6 +485,7 @@ class VAE(keras.Model):
             if self._xla_per_replica
             else self._loss_and_gradients
         )
+        self._compiled_functions.reset(compiled.resolve_jit_compile(jit_compile))
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -544,39 +500,35 @@ class VAE(keras.Model):
 
     _SEED_STATES = ("seed_generator", "evaluation_seed_generator")
 
+    def _random_streams(self) -> dict:
+        return {name: getattr(self, name) for name in self._SEED_STATES}
+
     def save_own_variables(self, store):
         """Saves the random streams' states too, so a reloaded model continues them."""
         super().save_own_variables(store)
-        for name in self._SEED_STATES:
-            store[name] = getattr(self, name).state
+        random.save_states(store, self._random_streams())
 
     def load_own_variables(self, store):
-        saved = set(store.keys())
-        super().load_own_variables({key: store[key] for key in saved - set(self._SEED_STATES)})
-        for name in self._SEED_STATES:
-            if name in saved:  # files written before the states were saved lack them
-                getattr(self, name).state.assign(store[name])
+        """Loads what `save_own_variables` saved; a file written before the streams'
+        states were saved leaves them as they are."""
+        super().load_own_variables(random.load_states(store, self._random_streams()))
 
     @property
     def metrics(self):
         return list(self._trackers)
 
-    def _unpack(self, data):
-        """(x, condition, sample_weight) of a batch.
+    def next_evaluation_seed(self) -> tf.Tensor:
+        """The next `(2,)` stateless seed of the evaluation stream (it advances the stream).
 
-        A conditional model's condition is y: `fit(x, y)`, batches `(x, y)`, or
-        `fit((x, y))`, which Keras passes as a pair of inputs.
+        The stream of evaluation, sampling and inference, never of training: calling it
+        does not shift the training noise, and its seeds differ from training's even when
+        both streams start from the same `seed`.
         """
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if self.condition_shape is None:
-            return x, None, sample_weight
-        if y is None and isinstance(x, tuple | list) and len(x) == 2:
-            x, y = x
-        return x, y, sample_weight
-
-    def _evaluation_seed(self):
-        """A seed from the evaluation stream, distinct from training's even at equal seeds."""
         return tf.random.experimental.stateless_fold_in(self.evaluation_seed_generator.next(), 1)
+
+    def _seed_or_next(self, seed) -> tf.Tensor:
+        """`seed` as a `(2,)` stateless seed; the evaluation stream's next when None."""
+        return self.next_evaluation_seed() if seed is None else random.as_seed(seed)
 
     def _step_seed(self, seed):
         """`seed` made distinct per replica under a multi-replica strategy."""
@@ -602,7 +554,7 @@ class VAE(keras.Model):
         return per_example, gradients
 
     def train_step(self, data):
-        x, condition, sample_weight = self._unpack(data)
+        x, condition, sample_weight = conditions.unpack(data, self.condition_shape is not None)
         beta = self.current_beta()
         per_example, gradients = self._compiled_loss_and_gradients(
             x, condition, sample_weight, self._step_seed(self.seed_generator.next()), beta
@@ -611,8 +563,8 @@ class VAE(keras.Model):
         return {**self._update_metrics(per_example, sample_weight), "beta": beta}
 
     def test_step(self, data):
-        x, condition, sample_weight = self._unpack(data)
-        seed = self._step_seed(self._evaluation_seed())
+        x, condition, sample_weight = conditions.unpack(data, self.condition_shape is not None)
+        seed = self._step_seed(self.next_evaluation_seed())
         per_example = self._per_example_metrics(x, seed, False, condition, self.current_beta())
         return self._update_metrics(per_example, sample_weight)
 
@@ -623,58 +575,47 @@ class VAE(keras.Model):
 
     def fit(self, x=None, *args, validation_data=None, **kwargs):
         """`keras.Model.fit`, after checking that the data are not empty and lie in the
-        likelihood's support."""
+        likelihood's support (`tfvae.data_checks`)."""
         return super().fit(
-            self._checked(x, "x"),
+            data_checks.checked(x, "x", self.likelihood),
             *args,
-            validation_data=self._checked(validation_data, "validation_data"),
+            validation_data=data_checks.checked(
+                validation_data, "validation_data", self.likelihood
+            ),
             **kwargs,
         )
 
     def evaluate(self, x=None, *args, **kwargs):
         """`keras.Model.evaluate`, after checking that the data are not empty and lie in
-        the likelihood's support."""
-        return super().evaluate(self._checked(x, "x"), *args, **kwargs)
-
-    def _checked(self, data, argument: str):
-        """Checks arrays now, and `tf.data` batches as they are read, against the support;
-        refuses data known to hold no example, naming `argument`."""
-        if isinstance(data, tf.data.Dataset):
-            if data.cardinality() == 0:
-                raise ValueError(
-                    f"Expected {argument} to hold at least one batch. Received: an empty "
-                    "tf.data.Dataset"
-                )
-            return data.map(self._assert_in_support)
-        if isinstance(data, tuple) and data:
-            return (self._checked(data[0], argument), *data[1:])
-        if isinstance(data, np.ndarray | tf.Tensor):
-            shape = tuple(data.shape)
-            if shape and shape[0] == 0:
-                raise ValueError(
-                    f"Expected {argument} to hold at least one example. Received: "
-                    f"{argument} of shape {shape}"
-                )
-            self.likelihood.check_support(data)
-        return data
-
-    def _assert_in_support(self, *element):
-        x = element[0]
-        if not isinstance(x, tf.Tensor):
-            raise TypeError(
-                "Expected dataset elements x, (x,), (x, y) or (x, y, sample_weight) with x a "
-                f"tensor. Received elements whose first part is {type(x).__name__}: {x!r}"
-            )
-        inside = tf.reduce_all(self.likelihood.in_support(tf.cast(x, tf.float32)))
-        message = (
-            f"tfvae: x is outside the support of the {self.likelihood.family} likelihood, "
-            f"which needs x {self.likelihood.support}."
-        )
-        with tf.control_dependencies([tf.debugging.Assert(inside, [message])]):
-            element = tf.nest.map_structure(tf.identity, element)
-        return element if len(element) > 1 else element[0]
+        the likelihood's support (`tfvae.data_checks`)."""
+        return super().evaluate(data_checks.checked(x, "x", self.likelihood), *args, **kwargs)
 
     # ------------------------------------------------------------------ inference
+
+    def compiled_function(self, key, build):
+        """The model's `tf.function` for `key`, built by `build()` on first use and kept.
+
+        The inference utilities run their computations through this cache, so that each is
+        traced once per model and static arguments. It is compiled with XLA as
+        `compile(jit_compile=...)` says: with `True` (and with `"auto"`, or before
+        `compile`: these functions are pure, so XLA compiles them on every device), not with
+        `False`. `compile` empties the cache, so a new choice applies to the next call.
+
+        Args:
+            key: a hashable tuple naming the function and every static argument that
+                `build` bakes into it, e.g. `("log_likelihood", num_samples, chunk_size)`.
+            build: called without arguments, returns the Python function to trace; it
+                may call the model's methods.
+
+        Returns:
+            The `tf.function`.
+
+        Example:
+
+        >>> double = vae.compiled_function(("double",), lambda: lambda x: 2.0 * x)
+        >>> double(tf.ones(3))
+        """
+        return self._compiled_functions.get(key, build)
 
     def log_likelihood(
         self, x, num_samples=5000, chunk_size=500, seed=None, condition=None
@@ -716,10 +657,8 @@ class VAE(keras.Model):
         """
         self._require_built("sample")
         n = validation.positive_int(n, "n")
-        seed = self._evaluation_seed() if seed is None else random.as_seed(seed)
-        z_seed, x_seed = random.split(seed)
-        if self.condition_shape is not None and np.shape(condition) == self.condition_shape:
-            condition = tf.broadcast_to(tf.cast(condition, tf.float32), [n, *self.condition_shape])
+        z_seed, x_seed = random.split(self._seed_or_next(seed))
+        condition = conditions.repeat(condition, self.condition_shape, n)
         p_x = self.decode(self.prior_layer.sample(n, z_seed), condition)
         return p_x.mean() if mean else p_x.sample(seed=tf.cast(x_seed, tf.int32))
 

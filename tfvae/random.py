@@ -1,4 +1,10 @@
-"""Stateless noise that is the same with and without XLA.
+"""Stateless seeds and noise: the same noise with and without XLA.
+
+    - `standard_normal`, `split`: stateless noise from a `(2,)` seed.
+    - `as_seed`: a user's seed (an integer in [0, `tfvae.validation.MAX_SEED`] or a
+      `(2,)` tensor) as a stateless seed.
+    - `save_states`, `load_states`: a model's `keras.random.SeedGenerator` states in its
+      saved variables, so that a reloaded model continues its random streams.
 
 TensorFlow's stateless Philox generator produces identical *bits* on its own kernels and
 under XLA, but the two turn those bits into normal variates differently (on CPU the
@@ -11,7 +17,11 @@ float64 transform costs nothing measurable, also on a GPU.
 
 import numbers
 
+import tfvae._backend  # noqa: F401
+
 import tensorflow as tf
+
+from tfvae import validation
 
 _BITS = 32
 
@@ -43,20 +53,63 @@ def split(seed, num: int = 2) -> list[tf.Tensor]:
 
 
 def as_seed(seed, argument: str = "seed") -> tf.Tensor:
-    """Turns an integer or a `(2,)` integer tensor into a `(2,)` int64 stateless seed.
+    """Turns an integer seed or a `(2,)` stateless seed into a `(2,)` int64 stateless seed.
+
+    Args:
+        seed: an integer in [0, `tfvae.validation.MAX_SEED`], the one range of integer
+            seeds in tfvae, or a `(2,)` integer tensor (any values: a stream's state,
+            e.g. `keras.random.SeedGenerator.next()`).
+        argument: the caller's name for `seed`, for the message.
 
     Raises:
         ValueError: for anything else; the message names `argument`.
     """
-    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool) and abs(seed) < 2**63:
+    if isinstance(seed, numbers.Integral) and not isinstance(seed, bool):
+        if not validation.is_seed(seed):
+            raise validation.seed_error(seed, argument, _PAIR)
         return tf.constant([int(seed), 0], dtype=tf.int64)
     try:
         tensor = tf.convert_to_tensor(seed)
     except (TypeError, ValueError):
         tensor = None
     if tensor is None or not tensor.dtype.is_integer or tensor.shape != (2,):
-        raise ValueError(
-            f"Expected {argument} to be an integer or a (2,) integer tensor. "
-            f"Received: {argument}={seed!r}"
-        )
+        raise validation.seed_error(seed, argument, _PAIR)
     return tf.cast(tensor, tf.int64)
+
+
+_PAIR = "a (2,) integer tensor"
+
+
+# ------------------------------------------------------------- the streams' states
+
+
+def save_states(store, generators: dict) -> None:
+    """Writes each `keras.random.SeedGenerator`'s state into a Keras variable store.
+
+    Args:
+        store: the dict-like store of `Layer.save_own_variables`.
+        generators: `{key: generator}`; each state is saved under its key.
+    """
+    for key, generator in generators.items():
+        store[key] = generator.state
+
+
+def load_states(store, generators: dict) -> dict:
+    """Restores the states `save_states` wrote; returns the store's other entries.
+
+    A key missing from `store` (a file written before the states were saved) leaves its
+    generator as it is.
+
+    Args:
+        store: the dict-like store of `Layer.load_own_variables`.
+        generators: `{key: generator}`, as given to `save_states`.
+
+    Returns:
+        A dict of the entries of `store` that are not seed states, for the caller's own
+        variables.
+    """
+    saved = set(store.keys())
+    for key, generator in generators.items():
+        if key in saved:
+            generator.state.assign(store[key])
+    return {key: store[key] for key in saved - set(generators)}

@@ -23,25 +23,55 @@ def non_negative_int(value, argument: str) -> int:
 
 
 MAX_SEED = 2**31 - 1
+"""The largest integer seed tfvae accepts. An integer seed, wherever it is passed (models,
+networks, priors, stateless seeds, data pipelines), is checked by `seed` to lie in
+[0, MAX_SEED]: the range that Keras initializers, numpy's `SeedSequence` and
+`default_rng`, and `tf.data` all accept."""
+
+
+def seed(value, argument: str = "seed", *, optional: bool = False) -> int | None:
+    """Returns `value` as an int seed in [0, MAX_SEED] (None too when `optional`).
+
+    Raises:
+        ValueError: for anything else, with `seed_error`'s message.
+
+    Example:
+
+    >>> seed(7)
+    7
+    >>> seed(-1)
+    Traceback (most recent call last):
+    ValueError: Expected seed to be an integer in [0, 2147483647]. Received: seed=-1
+    """
+    if value is None and optional:
+        return None
+    if not is_seed(value):
+        raise seed_error(value, argument, "None" if optional else None)
+    return int(value)
+
+
+def is_seed(value) -> bool:
+    """Whether `value` is an integer seed in [0, MAX_SEED] (bools are not)."""
+    return (
+        not isinstance(value, bool)
+        and isinstance(value, numbers.Integral)
+        and 0 <= value <= MAX_SEED
+    )
+
+
+def seed_error(value, argument: str = "seed", alternative: str | None = None) -> ValueError:
+    """The one error for a bad seed: `Expected seed to be an integer in [0, MAX_SEED]`,
+    `or <alternative>` when the caller also takes something else, and the value."""
+    other = f" or {alternative}" if alternative else ""
+    return ValueError(
+        f"Expected {argument} to be an integer in [0, {MAX_SEED}]{other}. "
+        f"Received: {argument}={value!r}"
+    )
 
 
 def optional_seed(value, argument: str = "seed") -> int | None:
-    """Returns `value` as an int seed in [0, MAX_SEED], or None; else raises ValueError.
-
-    The range is what Keras initializers and numpy's `SeedSequence` both accept.
-    """
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, numbers.Integral)
-        or not (0 <= value <= MAX_SEED)
-    ):
-        raise ValueError(
-            f"Expected {argument} to be an integer in [0, {MAX_SEED}] or None. "
-            f"Received: {argument}={value!r}"
-        )
-    return int(value)
+    """`seed(value, argument, optional=True)`: an int seed in [0, MAX_SEED], or None."""
+    return seed(value, argument, optional=True)
 
 
 def positive_float(value, argument: str) -> float:

@@ -1,5 +1,7 @@
 """The input pipeline: numpy arrays to a shuffled, batched, binarized `tf.data.Dataset`."""
 
+import tfvae._backend  # noqa: F401
+
 import numpy as np
 import tensorflow as tf
 
@@ -60,8 +62,8 @@ def make_dataset(
         y: optional labels, shape `(num_examples, ...)`; integer labels become int64.
         batch_size: examples per batch, a positive integer.
         shuffle: whether to reshuffle the examples every epoch.
-        seed: a non-negative integer that fixes the shuffling and the binarization noise,
-            or None for fresh entropy (not reproducible).
+        seed: an integer in [0, `tfvae.validation.MAX_SEED`] that fixes the shuffling and
+            the binarization noise, or None for fresh entropy (not reproducible).
         binarize: None, "threshold", "static" or "dynamic" (see above). "static" and
             "dynamic" need `0 <= x / scale <= 1`.
         scale: a positive number `x` is divided by (e.g. 255.0 for MNIST grey levels), or
@@ -79,10 +81,10 @@ def make_dataset(
 
     Raises:
         ValueError: if `x` is empty or not numeric; `y` has a different length;
-            `batch_size` is not a positive integer; `seed` is not a non-negative integer
-            or None; `scale` is not a positive finite number or None; `binarize` is not
-            one of the options (the message lists them); or "static"/"dynamic" intensities
-            lie outside [0, 1].
+            `batch_size` is not a positive integer; `seed` is not an integer in
+            [0, MAX_SEED] or None; `scale` is not a positive finite number or None;
+            `binarize` is not one of the options (the message lists them); or
+            "static"/"dynamic" intensities lie outside [0, 1].
 
     Example:
 
@@ -116,12 +118,7 @@ def make_dataset(
             "Expected repeat=True with initial_epoch: only an endless dataset has addressable "
             f"epochs. Received: initial_epoch={initial_epoch}, repeat=False"
         )
-    if seed is not None and (
-        isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0
-    ):
-        raise ValueError(
-            f"Expected seed to be a non-negative integer or None. Received: seed={seed!r}"
-        )
+    validation.seed(seed, optional=True)
     if scale is not None and (
         isinstance(scale, bool)
         or not isinstance(scale, int | float | np.integer | np.floating)
@@ -139,13 +136,7 @@ def make_dataset(
         )
     divisor = 1.0 if scale is None else float(scale)
     if binarize in ("static", "dynamic"):
-        low, high = float(x.min()) / divisor, float(x.max()) / divisor
-        if not (0.0 <= low and high <= 1.0):
-            raise ValueError(
-                f"Expected intensities x / scale in [0, 1] for binarize={binarize!r}. "
-                f"Received: values in [{low:g}, {high:g}] with scale={scale!r}"
-                + ("; pass scale=255.0 for uint8 grey levels" if high > 1.0 else "")
-            )
+        _check_probabilities(x, divisor, scale, binarize)
 
     # The seed of every epoch's order and noise, fixed by `seed` (fresh entropy for None).
     epoch_seed = int(np.random.SeedSequence(seed).generate_state(1, dtype=np.uint32)[0])
@@ -202,10 +193,21 @@ def preprocess(x, scale=None, binarize=None, seed=0) -> np.ndarray:
         x: array `(num_examples, ...)` in the dataset's own units.
         scale: divisor of x, or None.
         binarize: None, "threshold", "static" or "dynamic".
-        seed: seed of the Bernoulli draw.
+        seed: seed of the Bernoulli draw, an integer in [0, `tfvae.validation.MAX_SEED`],
+            or None for fresh entropy.
 
     Returns:
         float32 array shaped like x.
+
+    Raises:
+        ValueError: for a bad `scale`, `binarize` or `seed`, or, with "static" or
+            "dynamic", intensities x / scale outside [0, 1] (probabilities of a
+            Bernoulli draw).
+
+    Example:
+
+    >>> preprocess(np.array([[0, 128, 255]], np.uint8), scale=255.0, binarize="threshold")
+    array([[0., 1., 1.]], dtype=float32)
     """
     if binarize is not None and binarize not in BINARIZATIONS:
         raise ValueError(
@@ -213,13 +215,30 @@ def preprocess(x, scale=None, binarize=None, seed=0) -> np.ndarray:
             f"Received: binarize={binarize!r}"
         )
     divisor = 1.0 if scale is None else validation.positive_float(scale, "scale")
+    seed = validation.seed(seed, optional=True)
     x = np.asarray(x)
     if binarize in ("static", "dynamic"):
+        _check_probabilities(x, divisor, scale, binarize)
         return _sample_bernoulli(x, divisor, seed).astype(np.float32)
     intensity = x.astype(np.float32) / np.float32(divisor)
     if binarize == "threshold":
         return (intensity > 0.5).astype(np.float32)
     return intensity
+
+
+def _check_probabilities(x: np.ndarray, divisor: float, scale, binarize: str) -> None:
+    """Raises a ValueError naming x and scale unless every x / divisor lies in [0, 1]:
+    the probabilities of a Bernoulli draw (NaN is outside)."""
+    if x.size == 0:
+        return
+    low, high = float(np.min(x)) / divisor, float(np.max(x)) / divisor  # divisor > 0
+    if not (0.0 <= low and high <= 1.0):  # False for NaN too
+        raise ValueError(
+            f"Expected intensities x / scale in [0, 1] for binarize={binarize!r}: they are "
+            f"the probabilities of the Bernoulli draws. Received: values in [{low:g}, "
+            f"{high:g}] with scale={scale!r}"
+            + ("; pass scale=255.0 for uint8 grey levels" if high > 1.0 else "")
+        )
 
 
 def _sample_bernoulli(x: np.ndarray, divisor: float, seed: int | None) -> np.ndarray:

@@ -580,3 +580,23 @@ def test_score_names_a_bad_option_or_shape(bundle, tmp_path, capsys):
     ]:
         assert cli.main(["score", "--bundle", str(bundle), str(tmp_path / "x.npy"), *options]) == 1
         assert message in capsys.readouterr().err
+
+
+def test_train_with_the_categorical_likelihood_exports_and_samples_its_levels(
+    tmp_path, monkeypatch
+):
+    """`--likelihood categorical` on the digits: 17 grey levels, trained, exported and
+    sampled by onnxruntime, with no code outside the family's file naming it."""
+    from tfvae.runtime import Sampler
+
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "--likelihood", "categorical", "--epochs", "2", "--hidden", "32"]
+    assert cli.main([*argv, "--latent-dim", "2", "--export"]) == 0
+    run = json.loads((tmp_path / "saved_models" / "digits" / "config.json").read_text())
+    assert run["recipe"]["likelihood_config"] == {"num_levels": 17}
+    assert run["recipe"]["scale"] is None and run["recipe"]["binarize"] is None
+    sampler = Sampler.load(tmp_path / "export" / "digits")
+    assert sampler.manifest["likelihood"]["constants"] == {"num_levels": 17}
+    x = sampler.sample(500, seed=0)
+    levels = np.unique(x)
+    assert set(levels) <= set(range(17)) and len(levels) > 8

@@ -25,6 +25,7 @@ LIKELIHOODS = {
     "gaussian": tfvae.likelihoods.Gaussian(scale=0.5),
     "gaussian_learned_scale": "gaussian_learned_scale",
     "binomial": tfvae.likelihoods.Binomial(total_count=16),
+    "categorical": tfvae.likelihoods.Categorical(num_levels=17),
 }
 
 
@@ -33,7 +34,7 @@ def _data(likelihood_name, n=64, seed=0):
     x = rng.random((n, 8, 8, 1)).astype("float32")
     if likelihood_name == "bernoulli":
         return (x < 0.3).astype("float32")
-    if likelihood_name == "binomial":
+    if likelihood_name in ("binomial", "categorical"):
         return np.floor(x * 17).astype("float32")
     return x
 
@@ -86,7 +87,7 @@ def test_keras_saved_model_and_onnx_agree(tmp_path, likelihood_name, architectur
     assert set(onnx_decode) == set(params) == set(saved_decode)
     assert set(params) == {*vae.likelihood.param_names, "mean"}
     for key, value in params.items():
-        assert onnx_decode[key].shape == (17, 8, 8, 1)
+        assert onnx_decode[key].shape == value.shape and value.shape[:4] == (17, 8, 8, 1)
         np.testing.assert_allclose(saved_decode[key].numpy(), value, atol=1e-5)
         np.testing.assert_allclose(saved_default[key].numpy(), value, atol=1e-5)
         np.testing.assert_allclose(onnx_decode[key], value, atol=1e-5)

@@ -525,3 +525,65 @@ def test_numpy_log_prob_matches_scipy(family, x, params):
     np.testing.assert_allclose(
         family.numpy_log_prob(x, params), _scipy_log_prob(family, x, params), rtol=1e-6, atol=1e-9
     )
+
+
+# -------------------------------------------------------------------- categorical
+
+
+def test_categorical_log_prob_matches_scipy():
+    family = likelihoods.Categorical(num_levels=17)
+    rng = np.random.default_rng(0)
+    logits = rng.normal(scale=2.0, size=(3, 4, 17))
+    x = rng.integers(0, 17, size=(3, 4)).astype(np.float32)
+    expected = np.take_along_axis(
+        special.log_softmax(logits, axis=-1), x[..., None].astype(int), -1
+    )
+    params = family.parameters(tf.constant(logits, tf.float32))
+    keras_log_prob = family.distribution(params, event_ndims=1).log_prob(x).numpy()
+    np.testing.assert_allclose(keras_log_prob, expected[..., 0].sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(
+        family.numpy_log_prob(x, {"logits": logits}), expected[..., 0], rtol=1e-12
+    )
+    mean = family.mean(params).numpy()
+    np.testing.assert_allclose(mean, special.softmax(logits, -1) @ np.arange(17), rtol=1e-5)
+
+
+def test_categorical_draws_match_keras_draws_level_by_level():
+    """numpy draws and TFP's draws from the same logits: a chi-squared test of the two
+    samples' counts per level (a 2 x K contingency table) for each of 6 data values."""
+    family = likelihoods.Categorical(num_levels=5)
+    logits = np.random.default_rng(1).normal(scale=1.5, size=(6, 5))
+    n = 20_000
+    ours = family.numpy_sample(
+        {"logits": np.broadcast_to(logits, (n, 6, 5))}, np.random.default_rng(2)
+    )
+    params = family.parameters(tf.constant(logits, tf.float32))
+    theirs = family.distribution(params, event_ndims=1).sample(n, seed=[3, 4]).numpy()
+    for value in range(6):
+        table = [np.bincount(draws[:, value].astype(int), minlength=5) for draws in (ours, theirs)]
+        assert stats.chi2_contingency(table).pvalue > 1e-3
+    probabilities = special.softmax(logits, -1)
+    levels = np.arange(5)
+    variance = probabilities @ levels**2 - (probabilities @ levels) ** 2
+    np.testing.assert_allclose(ours.var(axis=0), variance, rtol=0.05)
+
+
+@pytest.mark.parametrize("num_levels", [0, 1, 2.5, True])
+def test_categorical_needs_two_levels_or_more(num_levels):
+    with pytest.raises(ValueError, match="num_levels"):
+        likelihoods.Categorical(num_levels=num_levels)
+
+
+def test_categorical_support_and_recipes():
+    from tfvae import workflow
+
+    family = likelihoods.Categorical(num_levels=17)
+    assert family.num_params == 17 and family.display_range() == (0.0, 16.0)
+    family.check_support(np.array([0.0, 16.0, 3.0]))
+    for bad in (17.0, 2.5, -1.0):
+        with pytest.raises(ValueError, match=r"integers in \[0, 16\]"):
+            family.check_support(np.array([bad]))
+    digits = workflow.recipe_for("digits", np.zeros((1, 8, 8, 1), np.uint8), "categorical")
+    assert digits.likelihood_config == {"num_levels": 17} and digits.scale is None
+    mnist = workflow.recipe_for("mnist", np.zeros((1, 28, 28, 1), np.uint8), "categorical")
+    assert mnist.likelihood_config == {"num_levels": 2} and mnist.binarize == "dynamic"

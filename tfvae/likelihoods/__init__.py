@@ -14,6 +14,7 @@ from tfvae.likelihoods.base import Likelihood as Likelihood
 from tfvae.likelihoods.base import registry as registry
 from tfvae.likelihoods.bernoulli import Bernoulli as Bernoulli
 from tfvae.likelihoods.binomial import Binomial as Binomial
+from tfvae.likelihoods.categorical import Categorical as Categorical
 from tfvae.likelihoods.continuous_bernoulli import ContinuousBernoulli as ContinuousBernoulli
 from tfvae.likelihoods.gaussian import Gaussian as Gaussian
 from tfvae.likelihoods.gaussian_learned_scale import GaussianLearnedScale as GaussianLearnedScale

@@ -16,6 +16,7 @@ EVENT_NDIMS = len(DATA_SHAPE)
 KNOWN_NAMES = {
     "bernoulli",
     "binomial",
+    "categorical",
     "continuous_bernoulli",
     "gaussian",
     "gaussian_learned_scale",

@@ -297,6 +297,13 @@ def _score(args) -> int:
     return 0
 
 
+def _add_data_options(subparser) -> None:
+    """`--dataset`, `--data-dir` and `--split`: the data a trained model is run on."""
+    subparser.add_argument("--dataset", help="dataset name or file (default: the training one)")
+    subparser.add_argument("--data-dir", help="folder with the dataset's files")
+    subparser.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The `tfvae` argument parser, with one subparser per subcommand."""
     parser = argparse.ArgumentParser(
@@ -337,9 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
         "gap.",
     )
     evaluate.add_argument("model", help="a folder written by 'tfvae train'")
-    evaluate.add_argument("--dataset", help="dataset name or file (default: the training one)")
-    evaluate.add_argument("--data-dir", help="folder with the dataset's files")
-    evaluate.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
+    _add_data_options(evaluate)
     evaluate.add_argument(
         "--num-samples",
         type=int,
@@ -412,9 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     plot.add_argument("--seed", type=int, default=0, help="seed of the samples (0)")
     plot.add_argument("--steps", type=int, default=8, help="pictures per interpolation row (8)")
     plot.add_argument("--grid", type=int, default=20, help="manifold cells per side (20)")
-    plot.add_argument("--dataset", help="dataset name or file (default: the training one)")
-    plot.add_argument("--data-dir", help="folder with the dataset's files")
-    plot.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
+    _add_data_options(plot)
     plot.set_defaults(handler=_plot)
 
     impute = commands.add_parser(
@@ -441,9 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     impute.add_argument("-n", type=int, default=16, help="images (16)")
     impute.add_argument("--seed", type=int, default=0, help="seed of the chain and mask (0)")
     impute.add_argument("--out", default="impute.png", help="PNG to write (impute.png)")
-    impute.add_argument("--dataset", help="dataset name or file (default: the training one)")
-    impute.add_argument("--data-dir", help="folder with the dataset's files")
-    impute.add_argument("--split", choices=SPLITS, default="test", help="(%(default)s)")
+    _add_data_options(impute)
     impute.set_defaults(handler=_impute)
 
     score = commands.add_parser(

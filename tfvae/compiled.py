@@ -31,9 +31,10 @@ def resolve_jit_compile(jit_compile) -> bool:
     functions of their inputs (no variable updates, no host callbacks) that XLA compiles on
     every device, and `tfvae.random` makes their noise the same with and without it.
 
-    Other values count as Keras counts them: true ones as True, false ones as False.
+    Other values count as Keras counts them: true ones as True, false ones as False
+    (`"auto"` is a true string, so truth alone decides).
     """
-    return True if isinstance(jit_compile, str) and jit_compile == "auto" else bool(jit_compile)
+    return bool(jit_compile)
 
 
 class CompiledFunctions:

@@ -79,6 +79,11 @@ class Sampler:
             **manifest["likelihood"]["constants"],
         )
         self.prior = _family(prior_families.registry, manifest["prior"], manifest_path)
+        # As arrays once: every chunk of a log-likelihood estimate reads them.
+        self._prior_parameters = {
+            name: np.asarray(value, dtype=np.float64)
+            for name, value in manifest["prior"]["parameters"].items()
+        }
         self.posterior = _family(posteriors.registry, manifest["posterior"], manifest_path)
         self.latent_dim = int(manifest["latent_dim"])
         self.data_shape = tuple(manifest["data"]["shape"])
@@ -183,8 +188,7 @@ class Sampler:
         n = validation.positive_int(n, "n")
         temperature = validation.positive_float(temperature, "temperature")
         rng = _generator(seed)
-        params = self.manifest["prior"]["parameters"]
-        z = self.prior.numpy_sample(n, self.latent_dim, params, temperature, rng)
+        z = self.prior.numpy_sample(n, self.latent_dim, self._prior_parameters, temperature, rng)
         return z.astype(np.float32)
 
     def sample(
@@ -392,5 +396,5 @@ class Sampler:
         }
         log_likelihood = self.likelihood.numpy_log_prob(x.astype(np.float64), decoded)
         log_likelihood = log_likelihood.reshape(num_samples, n, -1).sum(axis=-1)  # [L, n]
-        log_prior = self.prior.numpy_log_prob(z, self.manifest["prior"]["parameters"])
+        log_prior = self.prior.numpy_log_prob(z, self._prior_parameters)
         return log_likelihood + log_prior - self.posterior.numpy_log_prob(z, params)

@@ -81,6 +81,27 @@ class Likelihood(Family):
         unit = {"scale": recipe.full_scale, "data_range": (0.0, 1.0)}
         return {**unit, "binarize": None, "likelihood_config": {}}
 
+    @classmethod
+    def _adapt_recipe_to_counts(cls, recipe, config) -> dict:
+        """`adapt_recipe` of a family of whole numbers 0..n: binarized data have n = 1,
+        raw counts n = their full scale; other data are refused.
+
+        Args:
+            recipe: as in `adapt_recipe`.
+            config: maps n to the family's constructor arguments.
+        """
+        if recipe.binarize:
+            largest = 1
+        elif recipe.scale is None and recipe.full_scale is not None:
+            largest = int(recipe.full_scale)
+        else:
+            raise ValueError(
+                f"Expected counts or binarized data for likelihood={cls.family!r}; these "
+                f"data are modelled as {recipe.likelihood!r} values. Received: "
+                f"likelihood={cls.family!r}"
+            )
+        return {"likelihood_config": config(largest), "data_range": (0.0, float(largest))}
+
     def numpy_sample(self, params: dict, rng: np.random.Generator) -> np.ndarray:
         """Draws x ~ p(x|params) in numpy: float32, shaped like the data.
 

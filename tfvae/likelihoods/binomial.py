@@ -1,5 +1,6 @@
 """The binomial likelihood: counts out of a fixed number of trials."""
 
+import functools
 import math
 
 import numpy as np
@@ -36,16 +37,7 @@ class Binomial(Likelihood):
     @classmethod
     def adapt_recipe(cls, recipe):
         """Binarized data are one trial; raw counts are out of their full scale."""
-        if recipe.binarize:
-            return {"likelihood_config": {"total_count": 1}, "data_range": (0.0, 1.0)}
-        if recipe.scale is None and recipe.full_scale is not None:
-            total_count = int(recipe.full_scale)
-            config = {"likelihood_config": {"total_count": total_count}}
-            return {**config, "data_range": (0.0, float(total_count))}
-        raise ValueError(
-            f"Expected counts or binarized data for likelihood='binomial'; these data are "
-            f"modelled as {recipe.likelihood!r} values. Received: likelihood='binomial'"
-        )
+        return cls._adapt_recipe_to_counts(recipe, lambda largest: {"total_count": largest})
 
     def numpy_sample(self, params, rng):
         probs = sigmoid(np.asarray(params["logits"], dtype=np.float64))
@@ -53,12 +45,17 @@ class Binomial(Likelihood):
 
     def numpy_log_prob(self, x, params):
         n = self.total_count
-        log_choose = np.array(
-            [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(n + 1)]
-        )  # [n + 1]: log C(n, k)
         logits = np.asarray(params["logits"], dtype=np.float64)
         counts = np.rint(x).astype(np.int64)
-        return log_choose[counts] + x * log_sigmoid(logits) + (n - x) * log_sigmoid(-logits)
+        return self._log_choose[counts] + x * log_sigmoid(logits) + (n - x) * log_sigmoid(-logits)
+
+    @functools.cached_property
+    def _log_choose(self) -> np.ndarray:
+        """`(total_count + 1,)` log C(n, k), k = 0..n: computed once, read per chunk."""
+        n = self.total_count
+        return np.array(
+            [math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1) for k in range(n + 1)]
+        )
 
     def _distribution(self, params):
         return tfd.Binomial(total_count=float(self.total_count), logits=params["logits"])

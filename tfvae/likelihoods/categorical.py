@@ -44,17 +44,7 @@ class Categorical(Likelihood):
     @classmethod
     def adapt_recipe(cls, recipe):
         """Binarized data are two levels; raw counts 0..n are n + 1 levels."""
-        if recipe.binarize:
-            return {"likelihood_config": {"num_levels": 2}, "data_range": (0.0, 1.0)}
-        if recipe.scale is None and recipe.full_scale is not None:
-            levels = int(recipe.full_scale) + 1
-            config = {"likelihood_config": {"num_levels": levels}}
-            return {**config, "data_range": (0.0, float(levels - 1))}
-        raise ValueError(
-            f"Expected integer levels or binarized data for likelihood='categorical'; these "
-            f"data are modelled as {recipe.likelihood!r} values. Received: "
-            "likelihood='categorical'"
-        )
+        return cls._adapt_recipe_to_counts(recipe, lambda largest: {"num_levels": largest + 1})
 
     def numpy_sample(self, params, rng):
         logits = np.asarray(params["logits"], dtype=np.float64)  # [..., K]

@@ -129,4 +129,4 @@ class IWAE(Objective):
 
 def get(identifier) -> Objective:
     """Resolves an objective name, instance or serialized config (see `Registry.get`)."""
-    return registry.get(identifier, argument="objective")
+    return registry.get(identifier)

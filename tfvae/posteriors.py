@@ -45,8 +45,7 @@ class Posterior(Family):
     def numpy_sample(self, params: dict, num_samples: int, rng) -> np.ndarray:
         """Draws `(num_samples, n, latent_dim)` z ~ q in numpy (float64) from the named
         parameters of n examples, as the exported encoder outputs them."""
-        loc = np.asarray(params["loc"], dtype=np.float64)
-        noise = rng.standard_normal((num_samples, *loc.shape))
+        noise = rng.standard_normal((num_samples, *np.shape(params["loc"])))
         return self.numpy_reparameterize(params, noise)
 
     def numpy_reparameterize(self, params: dict, noise: np.ndarray) -> np.ndarray:
@@ -187,4 +186,4 @@ class FullCovariance(Posterior):
 
 def get(identifier) -> Posterior:
     """Resolves a posterior name, instance or serialized config (see `Registry.get`)."""
-    return registry.get(identifier, argument="posterior")
+    return registry.get(identifier)

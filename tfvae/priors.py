@@ -142,4 +142,4 @@ class Mixture(prior_families.Mixture, Prior):
 
 def get(identifier) -> Prior:
     """Resolves a prior name, instance or serialized config (see `Registry.get`)."""
-    return registry.get(identifier, argument="prior")
+    return registry.get(identifier)

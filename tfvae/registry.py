@@ -125,7 +125,8 @@ class Registry:
         Args:
             identifier: a registered name, an instance of the base class, or a dict
                 produced by `keras.saving.serialize_keras_object`.
-            argument: the name of the user's argument, for error messages.
+            argument: the name of the user's argument, for error messages (default: the
+                registry's kind, e.g. "likelihood").
 
         Raises:
             ValueError: for an unknown name (the message lists the known ones).

@@ -22,4 +22,4 @@ from tfvae.likelihoods.gaussian_learned_scale import GaussianLearnedScale as Gau
 
 def get(identifier) -> Likelihood:
     """Resolves a likelihood name, instance or serialized config (see `Registry.get`)."""
-    return registry.get(identifier, argument="likelihood")
+    return registry.get(identifier)

@@ -84,6 +84,95 @@ def test_mlp_hidden_activation_is_the_one_asked_for(rng):
     np.testing.assert_allclose(net(x).numpy(), expected, rtol=1e-5, atol=1e-5)
 
 
+# --------------------------------------------------------- conv forward pass
+
+# Keras's "same" padding for a stride-s convolution of an n-pixel side: out = ceil(n / s)
+# pixels, pad = max((out - 1) s + k - n, 0) in all, the odd pixel after (TensorFlow's rule).
+
+
+def same_padding(size, kernel_size, stride):
+    """(pad before, pad after, output size) of one side."""
+    out = -(-size // stride)
+    pad = max((out - 1) * stride + kernel_size - size, 0)
+    return pad // 2, pad - pad // 2, out
+
+
+def conv2d_same(x, kernel, bias, stride):
+    """Keras Conv2D(padding="same") in numpy: a cross-correlation.
+
+    x: [B, H, W, C_in]; kernel: [k, k, C_in, C_out]; returns [B, ceil(H/s), ceil(W/s), C_out].
+    """
+    k = kernel.shape[0]
+    top, bottom, out_h = same_padding(x.shape[1], k, stride)
+    left, right, out_w = same_padding(x.shape[2], k, stride)
+    padded = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)))
+    out = np.zeros((x.shape[0], out_h, out_w, kernel.shape[3]))
+    for a in range(k):
+        for b in range(k):
+            window = padded[:, a : a + stride * out_h : stride, b : b + stride * out_w : stride]
+            out += window @ kernel[a, b]  # [B, out_h, out_w, C_in] @ [C_in, C_out]
+    return out + bias
+
+
+def conv2d_transpose_same(x, kernel, bias, stride):
+    """Keras Conv2DTranspose(padding="same") in numpy: the adjoint of `conv2d_same`.
+
+    Each input pixel (i, j) adds kernel[a, b] @ x[i, j] at padded position (s i + a, s j + b),
+    and the "same" padding of the s*H-pixel output is cropped off.
+    x: [B, H, W, C_in]; kernel: [k, k, C_out, C_in]; returns [B, s H, s W, C_out].
+    """
+    k = kernel.shape[0]
+    batch, height, width, _ = x.shape
+    out_h, out_w = stride * height, stride * width
+    top, bottom, _ = same_padding(out_h, k, stride)
+    left, right, _ = same_padding(out_w, k, stride)
+    padded = np.zeros((batch, out_h + top + bottom, out_w + left + right, kernel.shape[2]))
+    for a in range(k):
+        for b in range(k):
+            contribution = x @ kernel[a, b].T  # [B, H, W, C_out]
+            padded[:, a : a + stride * height : stride, b : b + stride * width : stride] += (
+                contribution
+            )
+    return padded[:, top : top + out_h, left : left + out_w] + bias
+
+
+def test_conv_encoder_matches_numpy(rng):
+    """Two stride-2 convolutions with relu, then a dense layer; 7x6 inputs need padding."""
+    net = built(networks.ConvEncoder(filters=(4, 3), target_shape=(5,)), (7, 6, 2))
+    k1, b1, k2, b2, w, b = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 7, 6, 2)).astype(np.float32)
+
+    out = net(x).numpy()
+
+    assert (k1.shape, k2.shape, w.shape) == ((3, 3, 2, 4), (3, 3, 4, 3), (2 * 2 * 3, 5))
+    pre = conv2d_same(x.astype(np.float64), k1, b1, 2)  # [B, 4, 3, 4]
+    assert 0 < np.count_nonzero(relu(pre)) < pre.size  # the activation matters here
+    h = relu(conv2d_same(relu(pre), k2, b2, 2))  # [B, 2, 2, 3]
+    expected = h.reshape(BATCH, -1) @ w + b
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_decoder_matches_numpy(rng):
+    """A dense projection, two stride-2 transposed convolutions with relu, a 3x3 output
+    convolution; its C * K channels are split as (channel, parameter)."""
+    net = built(networks.ConvDecoder(filters=(4, 3), target_shape=(8, 8, 2, 3)), (5,))
+    w, b, k1, b1, k2, b2, k3, b3 = randomize_weights(rng, net)
+    z = rng.normal(size=(BATCH, 5)).astype(np.float32)
+
+    out = net(z).numpy()
+
+    assert (w.shape, k1.shape, k2.shape, k3.shape) == (
+        (5, 2 * 2 * 4), (3, 3, 4, 4), (3, 3, 3, 4), (3, 3, 3, 6)
+    )  # fmt: skip
+    h = relu(z.astype(np.float64) @ w + b).reshape(BATCH, 2, 2, 4)
+    pre = conv2d_transpose_same(h, k1, b1, 2)  # [B, 4, 4, 4]
+    assert 0 < np.count_nonzero(relu(pre)) < pre.size
+    h = relu(conv2d_transpose_same(relu(pre), k2, b2, 2))  # [B, 8, 8, 3]
+    expected = conv2d_same(h, k3, b3, 1).reshape(BATCH, 8, 8, 2, 3)
+    assert out.shape == (BATCH, 8, 8, 2, 3)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-3)
+
+
 # --------------------------------------------------------------------- arguments
 
 

@@ -21,6 +21,7 @@ def _run(code: str, **environment):
     )
 
 
+@pytest.mark.slow
 def test_an_unset_backend_becomes_tensorflow_when_the_training_side_loads():
     result = _run(
         "import os, tfvae\n"
@@ -109,6 +110,7 @@ def saved_models(tmp_path_factory):
     return folder
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "imports",
     [

@@ -25,6 +25,7 @@ def run(script: str, *args) -> None:
     assert completed.returncode == 0, completed.stderr[-3000:]
 
 
+@pytest.mark.slow
 def test_train_throughput_rows(tmp_path):
     out = tmp_path / "train.json"
     run(
@@ -52,6 +53,7 @@ def test_train_throughput_rows(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_step_profile_rows(tmp_path):
     out = tmp_path / "profile.json"
     run("step_profile.py", "--batch-sizes", "8", "--calls", "3", "--out", out)
@@ -64,6 +66,7 @@ def test_step_profile_rows(tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_sampling_rows(tmp_path):
     out = tmp_path / "sampling.json"
     run(
@@ -85,6 +88,7 @@ def test_sampling_rows(tmp_path):
     assert [r["speedup_vs_savedmodel_p50"] for r in savedmodel] == [1.0, 1.0]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not MNIST.is_dir(), reason="needs MNIST in ../shared/data/mnist")
 def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     out = tmp_path / "nll.json"

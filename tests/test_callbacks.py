@@ -86,6 +86,7 @@ def _image(record) -> np.ndarray:
     return pixels
 
 
+@pytest.mark.slow
 def test_tensorboard_images_are_the_pictures_workflow_draws(trained, digits, tmp_path):
     vae, folder, _, _ = trained
     records = _records(folder / "logs" / callbacks.IMAGES_RUN)

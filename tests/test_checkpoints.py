@@ -110,6 +110,7 @@ def runs(tmp_path_factory):
     }
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_finishes_the_requested_epochs(runs):
     assert KILL_AFTER <= runs["saved_epochs"] < EPOCHS
     _, stdout, _ = runs["resumed"]
@@ -123,6 +124,7 @@ def test_a_killed_run_resumes_and_finishes_the_requested_epochs(runs):
     assert not checkpoints.folder_for(runs["killed"]).exists()  # removed once finished
 
 
+@pytest.mark.slow
 def test_resumed_run_continues_the_optimizer_and_the_random_streams(runs):
     resumed, _ = _test_elbo(runs["killed"])
     uninterrupted, _ = _test_elbo(runs["first"])
@@ -140,6 +142,7 @@ def test_resumed_run_continues_the_optimizer_and_the_random_streams(runs):
         )
 
 
+@pytest.mark.slow
 def test_resumed_run_ends_within_the_spread_of_uninterrupted_runs(runs):
     elbos = [_test_elbo(runs[name])[1] for name in ("first", "second")]
     resumed = _test_elbo(runs["killed"])[1]
@@ -160,6 +163,7 @@ def test_a_checkpoint_of_another_configuration_is_refused(runs):
     assert runs["checkpoint_after_refusal"] == runs["saved_epochs"]  # left as it was
 
 
+@pytest.mark.slow
 def test_restart_discards_the_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     arguments = ["train", "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--out", "m"]

@@ -62,6 +62,7 @@ def test_choices_of_the_other_commands_are_what_the_library_accepts():
     assert workflow.PLOT_KINDS is config.PLOT_KINDS and workflow.MASKS is config.MASKS
 
 
+@pytest.mark.slow
 def test_train_writes_the_documented_files(trained):
     names = sorted(p.name for p in trained.iterdir())
     assert names == [
@@ -112,6 +113,7 @@ def test_reconstructions_png_shows_the_test_images_beside_reconstructions(traine
             np.testing.assert_allclose(shown, expected, atol=1)
 
 
+@pytest.mark.slow
 def test_sample_writes_a_seeded_grid_of_draws(trained, tmp_path):
     paths = [tmp_path / name for name in ("a.png", "b.png", "c.png")]
     for path, seed in zip(paths, (1, 1, 2), strict=True):
@@ -127,6 +129,7 @@ def test_sample_writes_a_seeded_grid_of_draws(trained, tmp_path):
     np.testing.assert_allclose(levels, np.round(np.round(levels / (255 / 16)) * 255 / 16))
 
 
+@pytest.mark.slow
 def test_evaluate_prints_per_example_nats(trained, capsys):
     assert cli.main(["evaluate", str(trained)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -138,6 +141,7 @@ def test_evaluate_prints_per_example_nats(trained, capsys):
     assert result["active_dimensions"] == active and result["active_units"] == len(active)
 
 
+@pytest.mark.slow
 def test_evaluate_estimates_the_nll_and_the_amortization_gap(trained, capsys):
     argv = ["evaluate", str(trained), "--num-samples", "200", "--refine-steps", "20"]
     assert cli.main(argv) == 0
@@ -237,6 +241,7 @@ def test_sample_from_a_bundle_never_imports_tensorflow(trained, tmp_path):
     np.testing.assert_allclose(first, np.round(draws[0, ..., 0] / 16 * 255), atol=1)
 
 
+@pytest.mark.slow
 def test_export_command_writes_where_it_is_told(trained, tmp_path):
     argv = [
         "export",
@@ -280,6 +285,7 @@ def test_plot_writes_each_kind_at_its_documented_size(trained, tmp_path, kind, s
     assert picture.std() > 5  # not a blank picture
 
 
+@pytest.mark.slow
 def test_impute_draws_originals_masked_inputs_and_completions(trained, tmp_path):
     out = tmp_path / "impute.png"
     argv = ["impute", str(trained), "-n", "4", "--steps", "10", "--out", str(out)]
@@ -380,6 +386,7 @@ def test_export_refuses_an_out_it_did_not_write_before_converting(
     assert tree_snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_train_kl_options_reach_the_model(tmp_path):
     out = tmp_path / "warm"
     argv = ["train", "--epochs", "3", "--hidden", "16", "--latent-dim", "2", "--out", str(out)]
@@ -477,6 +484,7 @@ def test_an_os_error_about_a_file_is_one_line(monkeypatch, capsys):
     assert "Permission denied: 'some/model/config.json'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_at_the_largest_seed(tmp_path):
     """`--seed 2147483647` (validation.MAX_SEED) trains. Before the fix in
     `workflow.build_model` this run failed: the decoder was seeded with seed + 1 =
@@ -582,6 +590,7 @@ def test_score_names_a_bad_option_or_shape(bundle, tmp_path, capsys):
         assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_with_the_categorical_likelihood_exports_and_samples_its_levels(
     tmp_path, monkeypatch
 ):

@@ -61,6 +61,7 @@ def _accuracy(classifier, images, labels):
     return classifier.score(np.asarray(images).reshape(len(images), -1) / 16.0, labels)
 
 
+@pytest.mark.slow
 def test_conditioned_samples_are_recognized_as_their_class(trained, classifier):
     labels = np.repeat(np.arange(CLASSES), 30)
     draws = trained.sample(len(labels), seed=0, condition=_one_hot(labels)).numpy()
@@ -73,6 +74,7 @@ def test_conditioned_samples_are_recognized_as_their_class(trained, classifier):
     assert accuracy["draws"] > 0.6 and accuracy["means"] > 0.6
 
 
+@pytest.mark.slow
 def test_exported_conditional_decoder_matches_keras_in_onnxruntime(trained, classifier, tmp_path):
     bundle = export.export_model(
         trained, out_dir=tmp_path / "bundle", saved_model_dir=tmp_path / "serving", atol=1e-5
@@ -104,6 +106,7 @@ def test_exported_conditional_decoder_matches_keras_in_onnxruntime(trained, clas
         sampler.decode(z, np.zeros((40, 3)))
 
 
+@pytest.mark.slow
 def test_all_ways_of_passing_the_condition_train_alike(digits):
     x, y, _, _ = digits
     x, condition = x[:200], _one_hot(y[:200])
@@ -134,6 +137,7 @@ def test_the_condition_changes_what_the_decoder_outputs(trained):
     assert float(tf.reduce_max(tf.abs(difference))) > 1.0  # counts out of 16
 
 
+@pytest.mark.slow
 def test_save_load_round_trip(trained, tmp_path, digits):
     x, y, _, _ = digits
     trained.save(tmp_path / "model.keras")
@@ -166,6 +170,7 @@ def test_condition_errors_say_what_is_expected(trained, digits):
         unconditional.elbo_terms(x[:2] / 16.0 > 0.5, condition=np.zeros((2, 10)))
 
 
+@pytest.mark.slow
 def test_log_likelihood_is_higher_under_the_true_label(trained, digits):
     """log p(x | y) with the digit's own label beats the same digit under other labels."""
     _, _, x_test, y_test = digits
@@ -197,6 +202,7 @@ def test_an_unbuilt_conditional_model_can_be_called_on_a_pair(digits):
         vae(x[:3])
 
 
+@pytest.mark.slow
 def test_inference_utilities_take_the_condition(trained, digits):
     _, _, x_test, y_test = digits
     x, condition = x_test[:20], _one_hot(y_test[:20])

@@ -20,6 +20,7 @@ def grey_images(n=4, intensity=0.5, shape=(6, 6, 1)):
     return np.full((n, *shape), intensity, np.float32)
 
 
+@pytest.mark.slow
 def test_batches_shapes_and_dtypes():
     x = np.arange(10 * 2 * 3 * 1, dtype=np.uint8).reshape(10, 2, 3, 1)
     y = np.arange(10, dtype=np.int32)
@@ -43,6 +44,7 @@ def test_no_scale_keeps_units():
     np.testing.assert_array_equal(batch, [[0.0, 7.0, 16.0]])
 
 
+@pytest.mark.slow
 def test_shuffle_covers_every_example_once_and_reshuffles():
     x = np.arange(50, dtype=np.float32).reshape(50, 1)
     dataset = make_dataset(x, np.arange(50), batch_size=8, seed=3)
@@ -85,6 +87,7 @@ def test_dynamic_binarization_resamples_each_epoch_deterministically():
     assert not np.array_equal(other, epochs_a[0])
 
 
+@pytest.mark.slow
 def test_dynamic_binarization_frequency_matches_intensity():
     intensities = np.linspace(0.0, 1.0, 11)  # includes 0.3
     x = np.round(np.tile(intensities, (100, 1)) * 255).astype(np.uint8)  # [100, 11]

@@ -102,6 +102,7 @@ def test_registering_twice_is_an_error():
         DATASETS["other"] = None  # read-only view
 
 
+@pytest.mark.slow
 def test_loading_does_not_import_tensorflow():
     code = (
         "import sys; from tfvae.data import load; x, y = load('digits'); "

@@ -64,8 +64,18 @@ def _export(vae, tmp_path, likelihood_name="bernoulli", **kwargs):
     )
 
 
-@pytest.mark.parametrize("architecture", ["mlp", "conv"])
-@pytest.mark.parametrize("likelihood_name", sorted(LIKELIHOODS))
+# Every family with the MLP; the conv networks with one family per output layout (one
+# parameter per value, two, and a vector of levels): the head is the family's, whatever
+# the network. Each case took 12-34 s in a `pytest --durations=0` run.
+AGREEMENT_CASES = [(name, "mlp") for name in sorted(LIKELIHOODS)] + [
+    ("bernoulli", "conv"),
+    ("gaussian_learned_scale", "conv"),
+    ("categorical", "conv"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("likelihood_name, architecture", AGREEMENT_CASES)
 def test_keras_saved_model_and_onnx_agree(tmp_path, likelihood_name, architecture):
     vae = trained_vae(likelihood_name, architecture)
     bundle = _export(vae, tmp_path, likelihood_name, atol=1e-5)
@@ -104,6 +114,7 @@ def test_keras_saved_model_and_onnx_agree(tmp_path, likelihood_name, architectur
         onnx.checker.check_model(str(bundle / name))
 
 
+@pytest.mark.slow
 def test_manifest_records_the_model(tmp_path):
     vae = trained_vae(
         "binomial",
@@ -142,6 +153,7 @@ def test_manifest_records_the_model(tmp_path):
     assert sorted(manifest["files"]) == ["decoder.onnx", "encoder.onnx"]
 
 
+@pytest.mark.slow
 def test_saved_model_loads_in_a_process_without_tfvae(tmp_path):
     vae = trained_vae()
     _export(vae, tmp_path)
@@ -164,6 +176,7 @@ def test_saved_model_loads_in_a_process_without_tfvae(tmp_path):
     subprocess.run([sys.executable, "-c", script, *arguments], check=True)
 
 
+@pytest.mark.slow
 def test_parity_failure_is_an_error_and_writes_nothing(tmp_path):
     vae = trained_vae("gaussian")
     with pytest.raises(export.ExportParityError, match="exceed atol=1e-30") as error:
@@ -178,6 +191,7 @@ def _tree(folder):
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow
 def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, monkeypatch):
     vae = trained_vae()
     bundle = _export(vae, tmp_path)
@@ -205,6 +219,7 @@ def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, 
     Sampler.load(bundle)  # still a valid bundle
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "kwargs, match",
     [
@@ -227,6 +242,7 @@ def test_unbuilt_model_is_rejected(tmp_path):
         export.export_model(vae, out_dir=tmp_path / "b", saved_model_dir=tmp_path / "s")
 
 
+@pytest.mark.slow
 def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
     vae = trained_vae()
     bundle = _export(vae, tmp_path, components=("decoder",))
@@ -259,6 +275,7 @@ def no_work(monkeypatch):
     return calls
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argument", ["out_dir", "saved_model_dir"])
 @pytest.mark.parametrize("target", ["user folder", "file", "cwd"])
 def test_export_refuses_what_it_did_not_write_before_any_work(
@@ -304,6 +321,7 @@ def test_check_destinations_resolves_the_defaults_and_refuses_overlaps(tmp_path,
         export.check_destinations("m", saved_model_dir="serving", version=2)
 
 
+@pytest.mark.slow
 def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path):
     bundle = _export(small_vae, tmp_path)
     version = tmp_path / "saved_models" / "m" / "1"

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from scipy import stats
+from scipy import special, stats
 
 import tfvae
 from tests.test_model import LinearGaussian
@@ -24,6 +24,7 @@ def linear():
 # ------------------------------------------------------------------------ log p(x)
 
 
+@pytest.mark.slow
 def test_importance_weighted_estimate_rises_to_the_exact_log_marginal(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -38,6 +39,7 @@ def test_importance_weighted_estimate_rises_to_the_exact_log_marginal(linear):
     assert np.all(estimates[5000] > elbo)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chunk_size", [128, 300, 5000])
 def test_chunking_bounds_memory_without_changing_the_estimate(linear, chunk_size):
     """5000 = 39 x 128 + 8 = 16 x 300 + 200: full chunks and a remainder."""
@@ -47,6 +49,41 @@ def test_chunking_bounds_memory_without_changing_the_estimate(linear, chunk_size
     np.testing.assert_allclose(estimate, model.log_marginal(x), atol=0.1)
 
 
+@pytest.mark.parametrize("num_samples, chunk_size", [(1000, 600), (7, 3), (3, 9)])
+def test_chunks_combine_to_the_one_batch_estimate_over_the_same_noise(
+    linear, num_samples, chunk_size
+):
+    """With the noise shared, chunking changes nothing but float rounding.
+
+    Chunk i of a seeded estimate draws its `chunk_size` samples (the last one the
+    remainder) with the stateless seed fold_in(seed, i). The same log-weights, drawn here
+    chunk by chunk, concatenated and combined at once in float64 with scipy, must give
+    the estimate: a dropped or doubled chunk moves it by log(600/1000) = -0.51 nats or
+    more, and k = 1000 in chunks of 600 is exactly that case.
+    """
+    model, x = linear
+    vae = model.exact_vae(SHIFT, STRETCH, seed=0)
+    seed = tf.constant([5, 9], dtype=tf.int64)
+    params = vae.posterior_parameters(tf.constant(x, tf.float32))
+    full, remainder = divmod(num_samples, min(chunk_size, num_samples))
+    sizes = [min(chunk_size, num_samples)] * full + ([remainder] if remainder else [])
+    log_weights = np.concatenate(
+        [
+            vae.latent_terms_given(
+                x, params, size, tf.random.experimental.stateless_fold_in(seed, i)
+            ).log_weights.numpy()
+            for i, size in enumerate(sizes)
+        ]
+    )  # [k, B]
+
+    estimate = vae.log_likelihood(x, num_samples, chunk_size=chunk_size, seed=seed).numpy()
+
+    assert log_weights.shape == (num_samples, len(x))
+    expected = special.logsumexp(log_weights.astype(np.float64), axis=0) - np.log(num_samples)
+    np.testing.assert_allclose(estimate, expected, rtol=0, atol=2e-5)
+
+
+@pytest.mark.slow
 def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -61,6 +98,7 @@ def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
         vae.log_likelihood(np.full_like(x, np.nan))
 
 
+@pytest.mark.slow
 def test_evaluate_reports_nats_and_bits_per_dimension(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -81,6 +119,7 @@ def test_evaluate_reports_nats_and_bits_per_dimension(linear):
     assert from_dataset["active_dimensions"] == result["active_dimensions"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("element", ["x", "(x,)", "(x, y)"])
 def test_evaluate_reads_datasets_of_every_element_format(linear, element):
     """A dataset of (x,) tuples is read as x, like Keras's fit reads it."""
@@ -103,6 +142,7 @@ def test_a_dataset_of_dicts_is_a_clear_type_error(linear):
         tfvae.inference.latent_diagnostics(vae, dataset)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
 def test_seeds_outside_the_one_range_are_refused(linear, seed):
     """Fails before the seed ranges were unified: any |seed| < 2**63 was taken."""
@@ -127,6 +167,7 @@ def test_seeds_outside_the_one_range_are_refused(linear, seed):
 # ------------------------------------------------------------------ amortization gap
 
 
+@pytest.mark.slow
 def test_refinement_closes_the_gap_to_the_exact_posterior(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -161,6 +202,7 @@ def linear_imputation():
     return model, x, mask, missing, _conditional_mean(model, x, observed, missing)
 
 
+@pytest.mark.slow
 def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     linear_imputation,
 ):
@@ -180,6 +222,7 @@ def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     np.testing.assert_array_equal(completed["pseudo_gibbs"][~mask], x[~mask])
 
 
+@pytest.mark.slow
 def test_metropolis_within_gibbs_is_exact_where_pseudo_gibbs_is_biased(linear_imputation):
     """Mattei and Frellsen (2018): with an imperfect encoder only the Metropolis chain
     keeps p(z, x_missing | x_observed) as its target."""
@@ -238,6 +281,7 @@ def trained_digits(digits):
     return {objective: _digits_vae(objective, x) for objective in ("elbo", "iwae")}
 
 
+@pytest.mark.slow
 def test_iwae_training_reaches_a_better_log_likelihood_than_elbo_training(trained_digits, digits):
     """Equal epochs and samples (k = 5); measured test NLL: IWAE 106.0-106.6 nats against
     ELBO 107.2-108.8 (runs differ by CPU thread scheduling)."""
@@ -250,6 +294,7 @@ def test_iwae_training_reaches_a_better_log_likelihood_than_elbo_training(traine
     assert nll["iwae"] < nll["elbo"]
 
 
+@pytest.mark.slow
 def test_refinement_never_lowers_and_raises_the_held_out_elbo(trained_digits, digits):
     _, x_test = digits
     result = trained_digits["elbo"].refine_posterior(x_test, steps=100, seed=0)
@@ -266,6 +311,7 @@ def _binomial_log_likelihood(x, mean_counts, mask):
     return stats.binom.logpmf(x, 16, probs)[mask].mean()
 
 
+@pytest.mark.slow
 def test_imputed_digits_beat_the_training_mean(trained_digits, digits):
     x, x_test = digits
     mask = np.zeros_like(x_test, dtype=bool)
@@ -287,6 +333,7 @@ def test_imputed_digits_beat_the_training_mean(trained_digits, digits):
 SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
+@pytest.mark.slow
 def test_imputed_mnist_beats_the_training_mean():
     if not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").is_file():
         pytest.skip(f"reference MNIST copy not found at {SHARED_MNIST}")
@@ -355,6 +402,7 @@ def collapsed(digits):
     return vae
 
 
+@pytest.mark.slow
 def test_latent_diagnostics_finds_the_dimensions_the_decoder_ignores(collapsed, digits):
     _, x_test = digits
     vae = collapsed
@@ -377,6 +425,7 @@ def test_latent_diagnostics_finds_the_dimensions_the_decoder_ignores(collapsed, 
     np.testing.assert_allclose(variance, np.var(loc, axis=0), rtol=1e-4, atol=1e-9)
 
 
+@pytest.mark.slow
 def test_latent_diagnostics_of_arrays_and_datasets_agree(collapsed, digits):
     _, x_test = digits
     result = tfvae.inference.latent_diagnostics(collapsed, x_test, batch_size=50)
@@ -402,6 +451,7 @@ def test_latent_diagnostics_of_arrays_and_datasets_agree(collapsed, digits):
         tfvae.inference.latent_diagnostics(collapsed, x_test[:0])
 
 
+@pytest.mark.slow
 def test_evaluate_reports_the_latent_diagnostics(collapsed, digits, linear):
     _, x_test = digits
     result = tfvae.evaluate(collapsed, x_test[:100], num_samples=10, verbose=0)

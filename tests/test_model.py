@@ -164,6 +164,7 @@ def test_elbo_is_below_log_marginal_for_every_example():
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "data",
     ["x", "(x,)", "(x, y)", "(x, y, w)"],
@@ -205,6 +206,7 @@ def _small_vae(seed=0, **kwargs):
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "family",
     [{}, {"posterior": "full_covariance"}, {"prior": "mixture"}, {"num_samples": 4}],
@@ -248,6 +250,7 @@ _XLA_DUMP_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "jit_compile, mirrored, compiled",
     [
@@ -278,6 +281,7 @@ def _digits():
     return x.astype("float32")
 
 
+@pytest.mark.slow
 def test_fit_raises_the_elbo_on_digits():
     x = _digits()
     vae = tfvae.VAE(
@@ -317,6 +321,7 @@ def test_sample_is_seeded_data_shaped_and_in_support():
     assert np.all((means >= 0) & (means <= 16)) and not np.all(means == np.round(means))
 
 
+@pytest.mark.slow
 def test_analytic_and_monte_carlo_kl_agree_in_the_model():
     x = _digit_like_data(16)
     vae = _small_vae(num_samples=20000)
@@ -345,6 +350,7 @@ FAMILIES = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAMILIES))
 def test_keras_save_load_round_trip(tmp_path, name):
     x = _digit_like_data(32)
@@ -391,6 +397,7 @@ def mirrored():
     return tf.distribute.MirroredStrategy(devices)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_with_per_replica_xla_matches_uncompiled(mirrored):
     x = _digit_like_data(64)
     results = {}
@@ -406,6 +413,7 @@ def test_mirrored_strategy_with_per_replica_xla_matches_uncompiled(mirrored):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_mirrored_strategy_gradient_is_the_global_batch_mean(mirrored):
     """Two replicas must take the same step as one device on the whole batch.
 
@@ -506,6 +514,7 @@ def test_decoder_of_the_wrong_width_says_the_width_it_needs():
 SUPPORT = r"Expected x in the support of the 'bernoulli' likelihood: reals in \[0, 1\]"
 
 
+@pytest.mark.slow
 def test_data_outside_the_support_is_a_clear_error():
     vae = _small_vae()
     vae.compile(jit_compile=True)
@@ -537,6 +546,7 @@ def test_sampling_before_the_data_shape_is_known_says_how_to_fix_it():
 # ---------------------------------------------------------------------------------------
 # Random streams, input types, mixed precision, sample weights.
 # ---------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_random_streams_continue_after_save_and_load(tmp_path):
     x = _digit_like_data(64)
     vae = _small_vae()
@@ -552,6 +562,7 @@ def test_random_streams_continue_after_save_and_load(tmp_path):
         np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_validation_and_sampling_do_not_change_the_training_noise():
     x = _digit_like_data(64)
     weights = []
@@ -570,6 +581,7 @@ def test_validation_and_sampling_do_not_change_the_training_noise():
         np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_sample_weights_scale_the_step_as_in_keras():
     """sum(w * loss) / batch_size: weights of 2 take the step of a doubled learning rate."""
     x = _digit_like_data(64)
@@ -625,6 +637,7 @@ def test_compile_rejects_a_loss_or_metrics(argument):
         _small_vae().compile(**{argument: value})
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [False, True])
 def test_mixed_precision_trains_with_float32_log_probabilities(jit_compile):
     x = _digit_like_data(128)
@@ -674,6 +687,7 @@ def _assert_loss_is_the_weighted_elbo(history, betas):
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("use_mirrored", [False, True], ids=["one_device", "mirrored"])
 def test_beta_switched_from_zero_to_one_mid_fit_takes_effect(use_mirrored, request):
     strategy = request.getfixturevalue("mirrored") if use_mirrored else tf.distribute.get_strategy()
@@ -694,6 +708,7 @@ def test_beta_switched_from_zero_to_one_mid_fit_takes_effect(use_mirrored, reque
     np.testing.assert_allclose(evaluated["loss"], -evaluated["elbo"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_linear_warmup_weights_each_step_by_its_own_beta():
     warmup_steps = 4
     vae = _small_vae(beta=tfvae.schedules.LinearWarmup(steps=warmup_steps))
@@ -705,6 +720,7 @@ def test_linear_warmup_weights_each_step_by_its_own_beta():
     assert int(vae.optimizer.iterations) == 6
 
 
+@pytest.mark.slow
 def test_a_schedule_assigned_mid_fit_takes_effect_at_the_next_step():
     vae = _small_vae(beta=1.0)
     vae.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=True)
@@ -722,6 +738,7 @@ def test_a_schedule_assigned_mid_fit_takes_effect_at_the_next_step():
     _assert_loss_is_the_weighted_elbo(history, betas)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "beta",
     [0.0, 2.5, tfvae.schedules.LinearWarmup(steps=7, start=0.5), tfvae.schedules.Cyclical(3)],
@@ -818,6 +835,7 @@ def test_empty_data_is_a_clear_error(call, match):
         call(vae, np.zeros((0, 8, 8, 1), np.float32))
 
 
+@pytest.mark.slow
 def test_keras_backup_and_restore_resumes_weights_optimizer_and_random_streams(tmp_path):
     """An interrupted fit under keras.callbacks.BackupAndRestore, run again, ends where an
     uninterrupted one does: same weights, optimizer step and both random streams."""
@@ -910,6 +928,7 @@ def _host_op_vae():
     return vae, model.data(4)
 
 
+@pytest.mark.slow
 def test_inference_without_xla_when_compiled_with_jit_compile_false():
     """Fails while inference hard-coded jit_compile=True: XLA refuses the host op."""
     vae, x = _host_op_vae()
@@ -920,6 +939,7 @@ def test_inference_without_xla_when_compiled_with_jit_compile_false():
     vae.impute(x, np.zeros(x.shape, bool), steps=2, seed=0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("jit_compile", [True, "auto", None], ids=["True", "auto", "never"])
 def test_inference_with_xla_when_compiled_with_jit_compile_true_or_auto(jit_compile):
     """True, "auto" and a model never compiled (None here) run inference under XLA."""
@@ -930,6 +950,7 @@ def test_inference_with_xla_when_compiled_with_jit_compile_true_or_auto(jit_comp
         vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0)
 
 
+@pytest.mark.slow
 def test_compiling_again_rebuilds_the_inference_functions():
     vae, x = _host_op_vae()
     vae.compile(jit_compile=True)

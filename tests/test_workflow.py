@@ -176,6 +176,7 @@ def _tiny(out, **kwargs):
     return workflow.TrainConfig(out=str(out), **{**options, **kwargs})
 
 
+@pytest.mark.slow
 def test_retraining_replaces_the_model_folder_and_keeps_saved_model_versions(tmp_path):
     out = workflow.train(_tiny(tmp_path / "run"), verbose=0)
     assert json.loads((out / "config.json").read_text())["format"] == "tfvae.model"
@@ -199,6 +200,7 @@ def test_retraining_replaces_the_model_folder_and_keeps_saved_model_versions(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bundle", "run"]  # no staging left
 
 
+@pytest.mark.slow
 def test_train_checks_the_folder_again_before_replacing_it(tmp_path, monkeypatch):
     out = workflow.train(_tiny(tmp_path / "run"), verbose=0)
     real_fit = keras.Model.fit

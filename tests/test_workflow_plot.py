@@ -50,6 +50,7 @@ def test_split():
     return x.astype("float32"), y  # the digits recipe neither scales nor binarizes
 
 
+@pytest.mark.slow
 def test_samples_are_prior_means_in_a_square_grid(model_dir, model, tmp_path):
     out = workflow.plot(model_dir, "samples", tmp_path / "s.png", n=10, seed=3)
     grid = _png(out)

@@ -687,6 +687,17 @@ def _assert_loss_is_the_weighted_elbo(history, betas):
     np.testing.assert_allclose(history["loss"], expected, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("beta", [0.0, 2.5])
+def test_the_loss_weights_the_kl_by_beta(beta):
+    """The fast check of the weighting: evaluate's loss against its own reported terms."""
+    vae = _small_vae(beta=beta)
+    vae.compile(optimizer="adam", jit_compile=False)
+    result = vae.evaluate(_digit_like_data(32), batch_size=32, verbose=0, return_dict=True)
+    assert result["kl"] > 1e-3  # otherwise beta would not show
+    expected = -(result["reconstruction"] - beta * result["kl"])
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("use_mirrored", [False, True], ids=["one_device", "mirrored"])
 def test_beta_switched_from_zero_to_one_mid_fit_takes_effect(use_mirrored, request):

@@ -409,3 +409,225 @@ def test_networks_pass_their_dtype_to_their_layers():
     decoder = networks.conv_decoder(dtype="float64")
     VAE(encoder, decoder, latent_dim=2).build((None, 8, 8, 1))
     assert {w.dtype for w in [*encoder.weights, *decoder.weights]} == {"float64"}
+
+
+# ------------------------------------------------------------------- conditions
+
+
+def test_mlp_with_a_condition_concatenates_it_to_the_flat_input(rng):
+    net = built(networks.MLP(hidden=(5,), target_shape=(3,), condition_size=2), (2, 4))
+    w1, b1, w2, b2 = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 2, 4)).astype(np.float32)
+    y = rng.normal(size=(BATCH, 2)).astype(np.float32)
+
+    out = net(x, condition=y).numpy()
+
+    assert w1.shape == (8 + 2, 5)
+    xy = np.concatenate([x.reshape(BATCH, -1), y], axis=-1).astype(np.float64)  # [B, 10]
+    np.testing.assert_allclose(out, relu(xy @ w1 + b1) @ w2 + b2, rtol=1e-5, atol=1e-5)
+
+
+def test_conv_encoder_with_a_condition_concatenates_it_after_the_convolutions(rng):
+    net = built(networks.ConvEncoder(filters=(3,), target_shape=(5,), condition_size=2), (4, 4, 1))
+    k, bk, w, b = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, 4, 4, 1)).astype(np.float32)
+    y = rng.normal(size=(BATCH, 2)).astype(np.float32)
+
+    out = net(x, condition=y).numpy()
+
+    assert w.shape == (2 * 2 * 3 + 2, 5)
+    h = relu(conv2d_same(x.astype(np.float64), k, bk, 2)).reshape(BATCH, -1)  # [B, 12]
+    expected = np.concatenate([h, y.astype(np.float64)], axis=-1) @ w + b
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_conv_decoder_with_a_condition_concatenates_it_to_the_latent(rng):
+    net = networks.ConvDecoder(filters=(3,), target_shape=(4, 4, 1, 2), condition_size=2)
+    w, b, k1, b1, k2, b2 = randomize_weights(rng, built(net, (3,)))
+    z = rng.normal(size=(BATCH, 3)).astype(np.float32)
+    y = rng.normal(size=(BATCH, 2)).astype(np.float32)
+
+    out = net(z, condition=y).numpy()
+
+    assert w.shape == (3 + 2, 2 * 2 * 3)
+    zy = np.concatenate([z, y], axis=-1).astype(np.float64)
+    h = relu(zy @ w + b).reshape(BATCH, 2, 2, 3)
+    h = relu(conv2d_transpose_same(h, k1, b1, 2))  # [B, 4, 4, 3]
+    expected = conv2d_same(h, k2, b2, 1).reshape(BATCH, 4, 4, 1, 2)
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_set_condition_size_may_change_only_before_building_an_unconditional_network():
+    net = networks.MLP(hidden=(), target_shape=(2,))
+    net.set_condition_size(0)
+    net.set_condition_size(3)  # unbuilt and unconditional: the model may set it
+    net.set_condition_size(3)  # the same width again is not a change
+    assert net.condition_size == 3
+    with pytest.raises(ValueError, match=r"takes conditions of width 3; the model passes 2"):
+        net.set_condition_size(2)
+
+    unconditional = built(networks.MLP(hidden=(), target_shape=(2,)), (3,))
+    unconditional.set_condition_size(0)
+    with pytest.raises(ValueError, match=r"takes conditions of width 0; the model passes 2"):
+        unconditional.set_condition_size(2)
+    conditional = built(networks.MLP(hidden=(), target_shape=(2,), condition_size=2), (3,))
+    conditional.set_condition_size(2)
+    assert conditional.condition_size == 2
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_config_round_trip_keeps_the_condition(rng, name):
+    make, input_shape = NETWORKS[name]
+    net = built(make(seed=1, condition_size=2), input_shape)
+    weights = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, *input_shape)).astype(np.float32)
+    y = rng.normal(size=(BATCH, 2)).astype(np.float32)
+    expected = net(x, condition=y).numpy()
+
+    restored = built(type(net).from_config(net.get_config()), input_shape)
+
+    assert restored.condition_size == 2
+    restored.set_weights([w.astype(np.float32) for w in weights])
+    np.testing.assert_array_equal(restored(x, condition=y).numpy(), expected)
+
+
+# ------------------------------------------------------------------- factories
+
+
+def _mlp_tanh_reference(weights, x):
+    w1, b1, w2, b2 = weights
+    return np.tanh(x @ w1 + b1) @ w2 + b2
+
+
+def _conv_encoder_tanh_reference(weights, x):
+    k, bk, w, b = weights
+    return np.tanh(conv2d_same(x, k, bk, 2)).reshape(len(x), -1) @ w + b
+
+
+def _conv_decoder_tanh_reference(weights, z):
+    w, b, k1, b1, k2, b2 = weights
+    h = np.tanh(z @ w + b).reshape(len(z), 2, 2, 3)
+    h = np.tanh(conv2d_transpose_same(h, k1, b1, 2))
+    return conv2d_same(h, k2, b2, 1).reshape(len(z), 4, 4, 1, 1)
+
+
+FACTORIES = {
+    "mlp_encoder": (
+        lambda **kw: networks.mlp_encoder(hidden=(5,), target_shape=(3,), **kw),
+        "encoder", (4,), _mlp_tanh_reference,
+    ),
+    "mlp_decoder": (
+        lambda **kw: networks.mlp_decoder(hidden=(5,), target_shape=(3,), **kw),
+        "decoder", (4,), _mlp_tanh_reference,
+    ),
+    "conv_encoder": (
+        lambda **kw: networks.conv_encoder(filters=(3,), target_shape=(2,), **kw),
+        "encoder", (4, 4, 1), _conv_encoder_tanh_reference,
+    ),
+    "conv_decoder": (
+        lambda **kw: networks.conv_decoder(filters=(3,), target_shape=(4, 4, 1, 1), **kw),
+        "decoder", (3,), _conv_decoder_tanh_reference,
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_factories_pass_the_activation_through(rng, name):
+    make, _, input_shape, reference = FACTORIES[name]
+    net = built(make(activation="tanh"), input_shape)
+    weights = randomize_weights(rng, net)
+    x = rng.normal(size=(BATCH, *input_shape)).astype(np.float32)
+
+    expected = reference(weights, x.astype(np.float64))
+
+    np.testing.assert_allclose(net(x).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", sorted(FACTORIES))
+def test_factories_name_the_network_after_its_role(name):
+    make, default_name, _, _ = FACTORIES[name]
+
+    assert make().name == default_name
+    assert make(name="custom").name == "custom"
+
+
+# ---------------------------------------------------------- per-layer seeds
+
+
+def _kernels(net):
+    return [w.numpy().ravel() for w in net.weights if len(w.shape) > 1]
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_distinct_layers_get_independent_initial_weights(name):
+    """No two kernels of a seeded network come from the same random stream: a shared seed
+    would make their common prefix an affine copy (Glorot draws are scaled uniforms)."""
+    make, input_shape = NETWORKS[name]
+    kernels = _kernels(built(make(seed=5), input_shape))
+
+    assert len(kernels) > 2
+    for i in range(len(kernels)):
+        for j in range(i):
+            m = min(kernels[i].size, kernels[j].size)
+            corr = np.corrcoef(kernels[i][:m], kernels[j][:m])[0, 1]
+            assert abs(corr) < 0.99, (i, j)
+
+
+def test_layers_of_a_deep_network_all_get_their_own_initial_weights():
+    """34 same-shaped kernels (33 hidden layers and the output layer) are all different."""
+    net = built(networks.MLP(hidden=(2,) * 33, target_shape=(2,), seed=5), (2,))
+
+    kernels = np.stack(_kernels(net))
+
+    assert kernels.shape == (34, 4)
+    assert len(np.unique(kernels, axis=0)) == 34
+
+
+@pytest.mark.parametrize("seed", [0, 1, 12345, 2**31 - 1])
+def test_per_layer_seeds_are_valid_seeds(seed):
+    net = built(networks.MLP(hidden=(2,) * 4, target_shape=(2,), seed=seed), (3,))
+
+    for layer in [*net.hidden_layers, net.output_layer]:
+        layer_seed = layer.kernel_initializer.get_config()["seed"]
+        assert isinstance(layer_seed, int) and 0 <= layer_seed <= 2**31 - 1
+
+
+# ---------------------------------------------------------------- saved names
+
+
+def test_weight_names_that_saved_models_rely_on_are_stable():
+    keras.layers.Dense(2).build((None, 2))  # takes Keras's automatic layer names first
+    mlp = built(networks.MLP(hidden=(3, 2), target_shape=(2,), name="mlp_net"), (5,))
+    encoder = built(networks.ConvEncoder(filters=(2,), target_shape=(2,), name="enc"), (4, 4, 1))
+    decoder = networks.ConvDecoder(filters=(2,), target_shape=(4, 4, 1, 1), name="dec")
+    paths = [w.path for w in built(decoder, (3,)).weights]
+
+    assert [w.path for w in mlp.weights] == [
+        f"mlp_net/{layer}/{var}"
+        for layer in ("dense_0", "dense_1", "output")
+        for var in ("kernel", "bias")
+    ]
+    assert [w.path for w in encoder.weights][-2:] == ["enc/output/kernel", "enc/output/bias"]
+    assert paths[:2] == ["dec/project/kernel", "dec/project/bias"]
+    assert paths[-2:] == ["dec/output/kernel", "dec/output/bias"]
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_networks_are_registered_under_the_tfvae_package(name):
+    make, _ = NETWORKS[name]
+    net = make()
+    registered = f"tfvae>{type(net).__name__}"
+
+    assert keras.saving.get_registered_name(type(net)) == registered
+    assert keras.saving.serialize_keras_object(net)["registered_name"] == registered
+    assert keras.saving.get_registered_object(registered) is type(net)
+
+
+@pytest.mark.parametrize("name", sorted(NETWORKS))
+def test_float64_networks_compute_in_float64(rng, name):
+    make, input_shape = NETWORKS[name]
+    net = built(make(dtype="float64"), input_shape)
+    x = rng.normal(size=(BATCH, *input_shape))
+
+    assert {w.dtype for w in net.weights} == {"float64"}
+    assert net(x).dtype == "float64"

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from scipy import stats
+from scipy import special, stats
 
 import tfvae
 from tfvae import prior_families
@@ -63,3 +63,38 @@ def test_the_keras_priors_are_their_families():
     np.testing.assert_allclose(
         layer.numpy_log_prob(z, params), layer.distribution().log_prob(z).numpy(), rtol=1e-5
     )
+
+
+def test_standard_normal_draws_scale_with_temperature():
+    """At temperature 0.5 the draws are N(0, 0.25 I): variance and KS per dimension."""
+    z = prior_families.StandardNormal().numpy_sample(20_000, 3, {}, 0.5, np.random.default_rng(3))
+
+    assert z.shape == (20_000, 3)
+    assert z.dtype == np.float64
+    for d in range(3):
+        assert z[:, d].var() == pytest.approx(0.25, rel=0.05)
+        assert stats.kstest(z[:, d], stats.norm(0.0, 0.5).cdf).pvalue > 1e-3
+
+
+def _float32_params():
+    return {name: np.asarray(value, dtype=np.float32) for name, value in PARAMS.items()}
+
+
+def test_log_probs_are_float64_computations_from_float32_inputs():
+    """float32 z and parameters (as `parameters()` exports them) give float64 log-densities
+    equal to a float64 computation on the same values, not float32 intermediates (~1e-7)."""
+    rng = np.random.default_rng(4)
+    z32 = rng.normal(scale=2.0, size=(5, 2)).astype(np.float32)
+    z = z32.astype(np.float64)
+
+    log_p = prior_families.StandardNormal().numpy_log_prob(z32, {})
+    assert log_p.dtype == np.float64
+    np.testing.assert_allclose(log_p, -0.5 * np.sum(z**2, -1) - np.log(2 * np.pi), rtol=1e-13)
+
+    params = {k: v.astype(np.float64) for k, v in _float32_params().items()}
+    log_weights = special.log_softmax(params["logits"])
+    per_component = stats.norm.logpdf(z[:, None, :], params["locs"], params["scales"]).sum(-1)
+    expected = special.logsumexp(log_weights + per_component, axis=-1)
+    log_p = prior_families.Mixture().numpy_log_prob(z32, _float32_params())
+    assert log_p.dtype == np.float64
+    np.testing.assert_allclose(log_p, expected, rtol=1e-13, atol=1e-13)

@@ -200,3 +200,45 @@ def test_initial_mixture_means_are_standard_normal_draws(seed_value):
     assert locs.shape == (100, 8)
     assert locs.std() == pytest.approx(1.0, rel=0.2)
     assert abs(locs.mean()) < NUM_SE / np.sqrt(locs.size)
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"),
+    [("float32", np.float32), ("float64", np.float64), ("mixed_float16", np.float32)],
+)
+def test_standard_normal_samples_are_in_the_log_prob_dtype(policy, expected):
+    """float64 latents under a float64 policy, float32 under float32 and mixed precision."""
+    prior = priors.StandardNormal(dtype=policy)
+    prior.build((LATENT_DIM,))
+
+    z = prior.sample(4, seed(0))
+
+    assert z.dtype == expected
+    assert prior.distribution().log_prob(z).dtype == expected
+
+
+@pytest.mark.parametrize("policy", ["float16", "bfloat16", "mixed_float16"])
+def test_mixture_parameters_are_float32_under_half_precision(policy):
+    """The manifest's parameters are float32 even when the weights are half precision."""
+    prior = priors.Mixture(num_components=3, seed=0, dtype=policy)
+    prior.build((LATENT_DIM,))
+
+    params = prior.parameters()
+
+    assert {k: v.dtype for k, v in params.items()} == dict.fromkeys(params, np.float32)
+    np.testing.assert_array_equal(params["logits"], 0.0)
+    np.testing.assert_array_equal(params["locs"], np.asarray(prior.locs).astype(np.float32))
+
+
+def test_mixture_config_round_trip_restores_every_argument():
+    prior = priors.Mixture(num_components=4, min_scale=0.05, seed=3)
+    restored = priors.Mixture.from_config(prior.get_config())
+    assert (restored.num_components, restored.min_scale, restored.seed) == (4, 0.05, 3)
+
+    restored.build((LATENT_DIM,))
+    raw_scales = np.full((4, LATENT_DIM), -10.0, dtype=np.float32)
+    restored.raw_scales.assign(raw_scales)
+    # The floor is the restored min_scale: softplus(-10) + 0.05, not + 1e-3 (the default).
+    np.testing.assert_allclose(
+        restored.parameters()["scales"], softplus(raw_scales) + 0.05, rtol=1e-6
+    )

@@ -27,6 +27,7 @@ import tfvae
 from tests import helpers
 from tests.test_export import LIKELIHOODS, _data, _export, trained_vae
 from tfvae import export, likelihoods, posteriors, prior_families
+from tfvae.bundle import FORMAT_VERSION, file_digests, write_manifest
 from tfvae.interpolation import latent_path
 from tfvae.runtime import BundleError, Sampler
 
@@ -387,6 +388,29 @@ def test_decode_names_every_output_of_the_decoder():
     np.testing.assert_array_equal(made.sampler.mean(z), decoded["mean"])
 
 
+class _DroppingSession(StandInSession):
+    """A session that names every output but returns one fewer (a mismatched graph)."""
+
+    def run(self, output_names, feeds):
+        return super().run(output_names, feeds)[:-1]
+
+
+def test_a_session_returning_fewer_outputs_than_it_names_is_an_error():
+    """Never a silently incomplete set of parameters: every named output must come back."""
+    made = family_stand_in(FAMILIES["gaussian"])
+    sessions = {
+        name: _DroppingSession(session.inputs, session.outputs, session.function)
+        for name, session in (("decoder", made.decoder), ("encoder", made.encoder))
+    }
+    z = np.zeros((2, LATENT_DIM), dtype=np.float32)
+    x = family_data(FAMILIES["gaussian"], 2)
+
+    with pytest.raises(ValueError, match=r"shorter"):
+        Sampler(made.sampler.manifest, sessions["decoder"], made.encoder).decode(z)
+    with pytest.raises(ValueError, match=r"shorter"):
+        Sampler(made.sampler.manifest, made.decoder, sessions["encoder"]).encode(x)
+
+
 # ----------------------------------------------------------- draws, by distribution
 
 DRAWS = 4000
@@ -481,6 +505,23 @@ def test_sample_draws_x_from_the_model_at_the_temperature(temperature):
     for column in z.T:
         assert stats.kstest(column, stats.norm(0, temperature).cdf).pvalue > 1e-3
         assert column.var() == pytest.approx(temperature**2, rel=0.05)
+
+
+def test_sample_draws_the_noise_of_x_independently_of_its_latents():
+    """x = W z + b + s eps with eps independent of z: a seed starts one stream for z and
+    then x, never two copies of the same stream (eps would repeat z's numbers)."""
+    model = LinearGaussian()
+    sampler = model.stand_in().sampler
+    n = 2000
+
+    means = sampler.sample(n, seed=5, mean=True).astype(np.float64)  # the same latents
+    x = sampler.sample(n, seed=5).astype(np.float64)
+
+    z = np.linalg.lstsq(model.W, (means - model.b).T, rcond=None)[0].T
+    noise = (x - means) / model.SCALE
+    assert noise.std() == pytest.approx(1.0, rel=0.05)
+    # The first numbers of the noise against the latents': a repeated stream gives r = 1.
+    assert abs(np.corrcoef(noise.ravel()[: z.size], z.ravel())[0, 1]) < 0.1
 
 
 # ------------------------------------------------------------------------- scoring
@@ -676,6 +717,19 @@ def test_encode_reconstruct_and_interpolate_follow_the_posterior_means(diagonal)
     assert sampler.interpolate(x[0], x[2]).shape == (8, 5)
 
 
+def test_interpolate_takes_ends_of_any_float_dtype_or_lists():
+    """The networks take float32: float64 arrays and nested lists are converted."""
+    model = LinearGaussian()
+    sampler = model.stand_in().sampler
+    x = model.data(2)
+    expected = sampler.interpolate(x[0], x[1], steps=4)
+
+    for x_a, x_b in [(x[0].astype(np.float64), x[1]), (x[0], x[1].tolist())]:
+        path = sampler.interpolate(x_a, x_b, steps=4)
+        assert path.dtype == np.float32
+        np.testing.assert_allclose(path, expected, rtol=0, atol=1e-6)
+
+
 @pytest.mark.parametrize("n", [1, 4096])
 def test_every_call_returns_its_documented_shape(n):
     family = FAMILIES["categorical"]
@@ -817,7 +871,10 @@ def test_non_finite_z_is_refused_by_name(method, value):
         f"({value:g} at index (0, 1))"
     )
     x = family_data(FAMILIES["bernoulli"], 2)
-    with pytest.raises(ValueError, match=rf"Expected z to be finite.*\({value:g} at index"):
+    # log_weights names the entry of its own z `(L, n, latent_dim)`, not of a reshaped one.
+    with pytest.raises(
+        ValueError, match=rf"Expected z to be finite.*\({value:g} at index \(0, 0, 1\)\)"
+    ):
         sampler.log_weights(x, z.reshape(1, 2, 3))
 
 
@@ -1085,6 +1142,156 @@ def test_every_registered_family_declares_its_support():
         "gaussian": "finite reals",
         "gaussian_learned_scale": "finite reals",
     }
+
+
+# ========================================= fast: bundles of tiny ONNX graphs on disk
+
+
+def _affine_onnx(path, inputs: dict, outputs: dict) -> None:
+    """Writes an ONNX graph of float32 inputs `{name: size}` (each `(batch, size)`) whose
+    outputs `{name: (bias, {input name: weights (size, width)})}` are affine maps."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    nodes, constants = [], []
+    for out, (bias, weights) in outputs.items():
+        terms = []
+        for name, value in weights.items():
+            constants.append(numpy_helper.from_array(np.float32(value), f"{out}_{name}_w"))
+            nodes.append(helper.make_node("MatMul", [name, f"{out}_{name}_w"], [f"{out}_{name}"]))
+            terms.append(f"{out}_{name}")
+        constants.append(numpy_helper.from_array(np.float32(bias), f"{out}_b"))
+        nodes.append(helper.make_node("Sum", [*terms, f"{out}_b"], [out]))
+    graph = helper.make_graph(
+        nodes,
+        "affine",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [None, s]) for n, s in inputs.items()],
+        [
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, [None, len(bias)])
+            for name, (bias, _) in outputs.items()
+        ],
+        constants,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
+
+
+SHIFT, STRETCH = np.array([0.4, -0.3]), 1.5
+
+
+def _write_bundle(folder, model, components=("decoder", "encoder")) -> Path:
+    """A bundle of `LinearGaussian(diagonal=True)`'s networks, as the export lays it out:
+    the decoder z -> loc = mean = W z + b; the encoder x -> loc = A (x - b) + SHIFT and
+    scale = STRETCH sqrt(diag S); the manifest with every file's SHA-256."""
+    folder = Path(folder)
+    folder.mkdir(exist_ok=True)
+    manifest = stand_in_manifest(
+        likelihoods.Gaussian(scale=model.SCALE), posteriors.get("diagonal_normal"), 2, (5,)
+    )
+    networks = {
+        "decoder": (
+            {"z": 2},
+            {"loc": (model.b, {"z": model.W.T}), "mean": (model.b, {"z": model.W.T})},
+        ),
+        "encoder": (
+            {"x": 5},
+            {
+                "loc": (SHIFT - model.A @ model.b, {"x": model.A.T}),
+                "scale": (model.posterior_spread(STRETCH), {"x": np.zeros((5, 2))}),
+            },
+        ),
+    }
+    manifest["onnx"] = {name: manifest["onnx"][name] for name in components}
+    for name in components:
+        _affine_onnx(folder / f"{name}.onnx", *networks[name])
+    manifest["files"] = file_digests(folder, [f"{name}.onnx" for name in components])
+    write_manifest(folder, manifest)
+    return folder
+
+
+@pytest.fixture
+def opened(monkeypatch):
+    """Records the arguments of every `onnxruntime.InferenceSession` opened."""
+    import onnxruntime
+
+    real, calls = onnxruntime.InferenceSession, []
+
+    def session(path, sess_options=None, providers=None, **kwargs):
+        calls.append(
+            types.SimpleNamespace(path=Path(path), options=sess_options, providers=providers)
+        )
+        return real(path, sess_options=sess_options, providers=providers, **kwargs)
+
+    monkeypatch.setattr(onnxruntime, "InferenceSession", session)
+    return calls
+
+
+@pytest.mark.parametrize("threads", [None, 1])
+def test_load_opens_a_verified_bundle_with_the_threads_and_providers_asked(
+    tmp_path, opened, threads
+):
+    """Each network is opened once, on CPU by default, with `threads` intra-op threads
+    (onnxruntime's choice, 0, when None); the sessions compute the bundle's networks."""
+    model = LinearGaussian(diagonal=True)
+    folder = _write_bundle(tmp_path / "bundle", model)
+
+    sampler = Sampler.load(folder, threads=threads)
+
+    assert sorted(call.path for call in opened) == [
+        folder / "decoder.onnx",
+        folder / "encoder.onnx",
+    ]
+    for call in opened:
+        assert call.providers == ["CPUExecutionProvider"]
+        assert call.options.intra_op_num_threads == (threads or 0)
+    z = np.random.default_rng(0).normal(size=(3, 2))
+    np.testing.assert_allclose(sampler.mean(z), z @ model.W.T + model.b, atol=1e-5)
+    x = model.data(3)
+    loc, scale = sampler.encode(x)
+    np.testing.assert_allclose(loc, (x - model.b) @ model.A.T + SHIFT, atol=1e-5)
+    np.testing.assert_allclose(
+        scale, np.broadcast_to(model.posterior_spread(STRETCH), (3, 2)), rtol=1e-6
+    )
+    assert sampler.manifest["format_version"] == FORMAT_VERSION
+    opened.clear()
+    Sampler.load(folder, providers=["CPUExecutionProvider"], threads=2)
+    assert [call.providers for call in opened] == [["CPUExecutionProvider"]] * 2
+    assert [call.options.intra_op_num_threads for call in opened] == [2, 2]
+
+
+@pytest.mark.parametrize(
+    "name", ["decoder.onnx", "encoder.onnx", "manifest.json", "manifest.sha256"]
+)
+def test_a_flipped_byte_in_a_written_bundle_is_refused_by_name(tmp_path, opened, name):
+    folder = _write_bundle(tmp_path / "bundle", LinearGaussian(diagonal=True))
+    path = folder / name
+    payload = bytearray(path.read_bytes())
+    payload[len(payload) // 2] ^= 0x01
+    path.write_bytes(bytes(payload))
+
+    with pytest.raises(BundleError) as info:
+        Sampler.load(folder)
+
+    assert info.value.path == (path if name.endswith(".onnx") else folder / "manifest.json")
+    assert "altered file" in str(info.value)
+    assert opened == []  # refused before any session is opened
+
+
+def test_a_decoder_only_bundle_loads_and_a_bundle_without_decoder_is_refused(tmp_path):
+    model = LinearGaussian(diagonal=True)
+    sampler = Sampler.load(_write_bundle(tmp_path / "decoder", model, ["decoder"]))
+
+    z = np.random.default_rng(0).normal(size=(3, 2))
+    np.testing.assert_allclose(sampler.mean(z), z @ model.W.T + model.b, atol=1e-5)
+    assert sampler.sample(4, seed=0).shape == (4, 5)
+    with pytest.raises(ValueError, match=r"This bundle has no encoder"):
+        sampler.encode(model.data(2))
+    folder = _write_bundle(tmp_path / "encoder", model, ["encoder"])
+    with pytest.raises(BundleError, match=r"the bundle has no decoder") as info:
+        Sampler.load(folder)
+    assert info.value.path == folder / "manifest.json"
 
 
 # ================================== slow: trained and exported models (integration)

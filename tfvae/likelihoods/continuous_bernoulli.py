@@ -39,6 +39,7 @@ class ContinuousBernoulli(Likelihood):
         return np.clip(x, 0.0, 1.0).astype(np.float32)
 
     def numpy_log_prob(self, x, params):
+        x = np.asarray(x, dtype=np.float64)  # 1 - x of float32 x would round in float32
         logits = np.asarray(params["logits"], dtype=np.float64)
         small = np.abs(logits) < _SERIES_LOGIT
         safe = np.where(small, 1.0, logits)
@@ -48,7 +49,7 @@ class ContinuousBernoulli(Likelihood):
         return x * log_sigmoid(logits) + (1.0 - x) * log_sigmoid(-logits) + log_normalizer
 
     def _distribution(self, params):
-        return tfd.ContinuousBernoulli(logits=params["logits"])
+        return tfd.ContinuousBernoulli(logits=params["logits"], dtype=params["logits"].dtype)
 
     def mean(self, params):
         """E[x] = 1/2 + 1/(2 tanh(l/2)) - 1/l, and 1/2 + l/12 - l^3/720 for |l| < 0.1.

@@ -511,7 +511,10 @@ def test_numpy_draws_follow_each_family(family):
     rng = np.random.default_rng(4)
     count, draws_per_value = 12, 20_000
     params = _spread_parameters(family, count, rng)
-    many = {name: np.broadcast_to(value, (draws_per_value, *value.shape)) for name, value in params.items()}  # fmt: skip
+    many = {
+        name: np.broadcast_to(value, (draws_per_value, *value.shape))
+        for name, value in params.items()
+    }
 
     draws = family.numpy_sample(many, rng).astype(np.float64)  # [N, 12]
 
@@ -631,3 +634,324 @@ def test_categorical_support_and_recipes():
     assert digits.likelihood_config == {"num_levels": 17} and digits.scale is None
     mnist = workflow.recipe_for("mnist", np.zeros((1, 28, 28, 1), np.uint8), "categorical")
     assert mnist.likelihood_config == {"num_levels": 2} and mnist.binarize == "dynamic"
+
+
+# ------------------------------------------------ precision, boundaries and recipes
+
+
+def _float64_log_prob(family, x, params):
+    """log p(x) of each value in float64 from float64 copies of the inputs."""
+    x = np.asarray(x, dtype=np.float64)
+    params = {name: np.asarray(value, dtype=np.float64) for name, value in params.items()}
+    if isinstance(family, likelihoods.Categorical):
+        log_probs = special.log_softmax(params["logits"], axis=-1)
+        return np.take_along_axis(log_probs, x.astype(int)[..., None], axis=-1)[..., 0]
+    if isinstance(family, likelihoods.ContinuousBernoulli):
+        logits = params["logits"]  # |l| >= 0.5 below: the closed form is exact in float64
+        log_norm = np.log(logits / np.tanh(logits / 2))
+        return x * special.log_expit(logits) + (1 - x) * special.log_expit(-logits) + log_norm
+    return _scipy_log_prob(family, x, params)
+
+
+@pytest.mark.parametrize(
+    "family",
+    [
+        likelihoods.Bernoulli(),
+        likelihoods.Binomial(16),
+        likelihoods.Categorical(5),
+        likelihoods.ContinuousBernoulli(),
+        likelihoods.Gaussian(0.5),
+        likelihoods.GaussianLearnedScale(),
+    ],
+    ids=repr,
+)
+def test_numpy_log_prob_is_float64_for_float32_inputs(family):
+    """`numpy_log_prob` computes in float64 whatever the inputs' dtype (the ONNX decoder
+    returns float32): float32 x and parameters give the float64 answer to ~1e-12."""
+    rng = np.random.default_rng(5)
+    n = 64
+    if isinstance(family, likelihoods.Categorical):
+        params = {"logits": rng.normal(scale=2.0, size=(n, 5))}
+        x = rng.integers(0, 5, size=n)
+    elif isinstance(family, (likelihoods.Gaussian, likelihoods.GaussianLearnedScale)):
+        params = {"loc": rng.normal(scale=3.0, size=n), "scale": rng.uniform(0.1, 3.0, n)}
+        params = {name: params[name] for name in family.param_names}
+        x = rng.normal(scale=5.0, size=n)
+    else:
+        params = {"logits": rng.uniform(0.5, 4.0, n) * rng.choice([-1.0, 1.0], n)}
+        high = getattr(family, "total_count", 1)
+        x = rng.integers(0, high + 1, size=n)
+        if isinstance(family, likelihoods.ContinuousBernoulli):
+            x = rng.uniform(0.0, 1.0, size=n)  # 1 - x rounds in float32, not in float64
+    x32 = np.asarray(x, dtype=np.float32)
+    params32 = {name: value.astype(np.float32) for name, value in params.items()}
+
+    got = family.numpy_log_prob(x32, params32)
+
+    assert got.dtype == np.float64 and got.shape == (n,)
+    np.testing.assert_allclose(
+        got, _float64_log_prob(family, x32, params32), rtol=1e-12, atol=1e-13
+    )
+
+
+@pytest.mark.parametrize(
+    "family", [likelihoods.Binomial(16), likelihoods.Categorical(17)], ids=repr
+)
+def test_count_families_read_x_a_hair_off_a_count_as_that_count(family):
+    """Counts that went through float arithmetic (e.g. 3 * (1/3) * 3) are a hair off the
+    integer: they count as the nearest integer, from below as from above."""
+    rng = np.random.default_rng(6)
+    counts = np.concatenate([np.arange(17), np.arange(17)]).astype(np.float32)
+    x = counts.copy()
+    x[:17] = np.nextafter(counts[:17], np.float32(-1))  # just below: 2.9999998 for 3
+    x[17:] = np.nextafter(counts[17:], np.float32(99))  # just above
+    x[0] = 0.0  # 0 has no neighbour below in the support
+    if isinstance(family, likelihoods.Categorical):
+        params = {"logits": rng.normal(scale=2.0, size=(34, 17))}
+        expected = np.take_along_axis(
+            special.log_softmax(params["logits"], -1), counts.astype(int)[:, None], -1
+        )[:, 0]
+    else:
+        params = {"logits": rng.uniform(-2.0, 2.0, 34)}
+        expected = stats.binom.logpmf(counts, 16, special.expit(params["logits"]))
+
+    np.testing.assert_allclose(family.numpy_log_prob(x, params), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_categorical_accepts_two_levels():
+    family = likelihoods.Categorical(num_levels=2)
+    assert family.num_levels == 2 and family.num_params == 2
+    assert family.display_range() == (0.0, 1.0)
+
+
+@pytest.mark.parametrize("name", sorted(KNOWN_NAMES))
+@pytest.mark.parametrize("event_ndims", [1, 2])
+def test_distribution_reinterprets_exactly_event_ndims_axes(name, event_ndims):
+    """`distribution(params, event_ndims)`: the last `event_ndims` data axes are the
+    event, every axis before them (here two) a batch axis."""
+    lik = likelihoods.get(name)
+    shape = (2, 3, 4, 5)
+    raw = np.random.default_rng(7).uniform(-1.0, 1.0, (*shape, lik.num_params))
+    dist = lik.distribution(lik.parameters(tf.constant(raw, tf.float32)), event_ndims)
+
+    assert tuple(dist.batch_shape) == shape[: len(shape) - event_ndims]
+    assert tuple(dist.event_shape) == shape[len(shape) - event_ndims :]
+    x = np.ones(shape, np.float32)
+    assert tuple(dist.log_prob(x).shape) == shape[: len(shape) - event_ndims]
+
+
+# Not the binomial: TFP's binomial sampler takes seconds to trace.
+_DRAWN = sorted(KNOWN_NAMES - {"binomial"})
+
+
+@pytest.mark.parametrize("dtype", [tf.float32, tf.float64])
+@pytest.mark.parametrize("name", _DRAWN)
+def test_distribution_samples_and_densities_have_the_parameters_float_dtype(name, dtype):
+    """Under float64 parameters (a float64 decoder) draws, densities and means are
+    float64; under float32 float32: never an integer dtype, even for counts."""
+    lik = likelihoods.get(name)
+    raw = np.random.default_rng(8).uniform(-1.0, 1.0, (2, 3, lik.num_params))
+    dist = lik.distribution(lik.parameters(tf.constant(raw, dtype)), event_ndims=1)
+
+    draws = dist.sample(seed=[1, 2])
+
+    assert draws.dtype == dtype
+    assert dist.log_prob(draws).dtype == dtype
+    assert lik.mean(lik.parameters(tf.constant(raw, dtype))).dtype == dtype
+
+
+class _FixedUniform:
+    """A stand-in generator whose `random` returns one value, for inverse-CDF edges."""
+
+    def __init__(self, value):
+        self.value = value
+
+    def random(self, shape):
+        return np.full(shape, self.value)
+
+
+def test_categorical_draws_stay_in_the_support_for_the_largest_uniform():
+    """`Generator.random` returns values up to 1 - 2**-53, which may exceed the last
+    cumulative probability (a float64 rounding of 1): the draw is still the top level."""
+    family = likelihoods.Categorical(num_levels=17)
+    logits = np.random.default_rng(9).normal(scale=3.0, size=(2000, 17))
+
+    draws = family.numpy_sample({"logits": logits}, _FixedUniform(np.nextafter(1.0, 0.0)))
+
+    np.testing.assert_array_equal(draws, 16.0)
+
+
+def test_categorical_draws_invert_the_float64_cdf_of_float32_logits():
+    """Each draw is the first level whose float64 cumulative probability exceeds u, also
+    for float32 logits (whose float32 softmax moves the level boundaries by ~1e-7)."""
+    n = 20_000
+    u = np.random.default_rng(10).random(n)
+    # Two levels, the boundary P(level 0) placed within float32 precision of u.
+    first = special.logit(u).astype(np.float32)
+    logits = np.stack([first, np.zeros(n, np.float32)], axis=-1)
+    p0 = special.expit(first.astype(np.float64))
+    expected = (u >= p0).astype(np.float32)
+
+    draws = likelihoods.Categorical(2).numpy_sample({"logits": logits}, np.random.default_rng(10))
+
+    np.testing.assert_array_equal(draws, expected)
+
+
+def _continuous_bernoulli_inverse_cdf(u, logits):
+    """F^-1(u) in float64: the CDF F(x) = (e^(l x) - 1) / (e^l - 1) solved for x."""
+    logits = np.asarray(logits, dtype=np.float64)
+    return np.log1p(u * np.expm1(logits)) / logits
+
+
+def test_continuous_bernoulli_draws_invert_the_cdf_in_float64():
+    """Draws are F^-1(u) computed in float64, then rounded to float32, also for float32
+    logits."""
+    n = 4000
+    logits = np.random.default_rng(11).uniform(-6.0, 6.0, n).astype(np.float32)
+    u = np.random.default_rng(12).random(n)
+
+    draws = likelihoods.ContinuousBernoulli().numpy_sample(
+        {"logits": logits}, np.random.default_rng(12)
+    )
+
+    np.testing.assert_array_equal(
+        draws, _continuous_bernoulli_inverse_cdf(u, logits).astype(np.float32)
+    )
+
+
+def test_continuous_bernoulli_draws_at_the_edge_of_the_small_logit_branch():
+    """At |l| = 1e-4 exactly (where x = u stops being used) draws are F^-1(u), which
+    differs from u by up to l / 8."""
+    logits = np.tile([1e-4, -1e-4], 2000)
+    u = np.random.default_rng(13).random(logits.shape)
+
+    draws = likelihoods.ContinuousBernoulli().numpy_sample(
+        {"logits": logits}, np.random.default_rng(13)
+    )
+
+    np.testing.assert_allclose(
+        draws, _continuous_bernoulli_inverse_cdf(u, logits), rtol=0, atol=1e-7
+    )
+
+
+def test_continuous_bernoulli_draws_stay_in_the_unit_interval_for_huge_logits():
+    """Logits beyond e^l's float64 range (l > 709.8) still give draws in [0, 1], at the
+    end the density piles up on."""
+    family = likelihoods.ContinuousBernoulli()
+    logits = np.repeat([-800.0, 800.0, 1e4], 1000)
+
+    with np.errstate(over="ignore"):
+        draws = family.numpy_sample({"logits": logits}, np.random.default_rng(14))
+
+    assert np.all((draws >= 0.0) & (draws <= 1.0))
+    assert np.all(draws[:1000] < 0.05) and np.all(draws[1000:] > 0.95)
+
+
+def test_continuous_bernoulli_log_prob_near_zero_logits_to_float64_precision():
+    """Below |l| = 1e-4 (the series' range) log p(x) is exact to float64 rounding:
+    log C(l) = log 2 + l^2/12 - 7 l^4/1440 + ... (log(y / tanh y) with y = l / 2)."""
+    logits = np.array([9.99e-5, -9.99e-5, 7e-5, -5e-5, 3e-5, 1e-6, 0.0])
+    x = np.linspace(0.0, 1.0, logits.size)
+    log_norm = np.log(2.0) + logits**2 / 12 - 7 * logits**4 / 1440
+    expected = x * special.log_expit(logits) + (1 - x) * special.log_expit(-logits) + log_norm
+
+    got = likelihoods.ContinuousBernoulli().numpy_log_prob(x, {"logits": logits})
+
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-15)
+
+
+def _continuous_bernoulli_mean(logits):
+    """E[x] in float64: 1/2 + 1/(2 tanh(l/2)) - 1/l for |l| >= 0.05 (cancellation below
+    1e-14), the series 1/2 + l/12 - l^3/720 + l^5/30240 - l^7/1209600 below."""
+    small = np.abs(logits) < 0.05
+    safe = np.where(small, 1.0, logits)
+    closed = 0.5 + 0.5 / np.tanh(0.5 * safe) - 1.0 / safe
+    series = 0.5 + logits / 12 - logits**3 / 720 + logits**5 / 30240 - logits**7 / 1209600
+    return np.where(small, series, closed)
+
+
+def test_continuous_bernoulli_mean_in_float64_meets_its_documented_error():
+    """Under float64 logits the exportable mean is within the series' documented 1e-9
+    below |l| = 0.1, and exact to float64 rounding from |l| = 0.1 on (the closed form)."""
+    family = likelihoods.ContinuousBernoulli()
+    series_range = np.array([-0.0999, -0.07, -1e-3, 0.0, 1e-3, 0.05, 0.0999])
+    closed_range = np.array([-5.0, -0.5, -0.1, 0.1, 0.2, 1.0, 7.0])
+
+    def mean(logits):
+        params = family.parameters(tf.constant(logits[:, None], tf.float64))
+        return family.mean(params).numpy()
+
+    expected = _continuous_bernoulli_mean(series_range)
+    np.testing.assert_allclose(mean(series_range), expected, rtol=0, atol=1e-9)
+    expected = _continuous_bernoulli_mean(closed_range)
+    np.testing.assert_allclose(mean(closed_range), expected, rtol=0, atol=1e-13)
+
+
+def test_continuous_bernoulli_mean_has_finite_gradients_at_zero():
+    """d E[x] / dl = 1/12 at l = 0: the closed form's 0/0 must not leak NaN into the
+    gradient (tf.where differentiates both branches)."""
+    family = likelihoods.ContinuousBernoulli()
+    logits = tf.constant([[0.0], [1e-30], [-1e-3], [2.0]], tf.float64)
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        mean = family.mean(family.parameters(logits))
+    gradient = tape.gradient(mean, logits).numpy()[:, 0]
+
+    # d/dl (1/2 + 1/(2 tanh(l/2)) - 1/l) = 1/l^2 - 1/(4 sinh^2(l/2)); 1/12 - l^2/240 near 0.
+    expected = [1 / 12, 1 / 12, 1 / 12 - 1e-6 / 240, 1 / 4 - 1 / (4 * np.sinh(1.0) ** 2)]
+    np.testing.assert_allclose(gradient, expected, rtol=1e-9)
+
+
+# -------------------------------------------------------------------- adapt_recipe
+
+
+def _adapted(dataset, likelihood, x=None):
+    from tfvae import workflow
+
+    x = np.zeros((1, 8, 8, 1), np.uint8) if x is None else x
+    return workflow.recipe_for(dataset, x, likelihood)
+
+
+@pytest.mark.parametrize("name", ["continuous_bernoulli", "gaussian", "gaussian_learned_scale"])
+def test_continuous_families_scale_intensities_and_keep_real_values(name):
+    """The digits' counts 0..16 become intensities x / 16 in [0, 1], unbinarized; real
+    values are kept as they are, with their own data range."""
+    digits = _adapted("digits", name)
+    assert digits.scale == 16.0 and digits.data_range == (0.0, 1.0)
+    assert digits.binarize is None and digits.likelihood_config == {}
+
+    reals = np.linspace(-3.0, 5.0, 64).reshape(1, 8, 8, 1)
+    real = _adapted("my_reals", name, reals)
+    assert real.scale is None and real.binarize is None and real.data_range == (-3.0, 5.0)
+
+
+def test_bernoulli_binarizes_dynamically_unless_the_recipe_binarizes():
+    from tfvae import workflow
+
+    digits = _adapted("digits", "bernoulli")
+    assert digits.scale == 16.0 and digits.binarize == "dynamic"
+    assert digits.data_range == (0.0, 1.0)
+    static = workflow.Recipe(likelihood="binomial", full_scale=1.0, binarize="static")
+    assert likelihoods.Bernoulli.adapt_recipe(static)["binarize"] == "static"
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("binomial", "total_count"), ("categorical", "num_levels")],
+)
+def test_count_families_take_counts_and_binarized_data_and_refuse_the_rest(name, config):
+    from tfvae import workflow
+
+    digits = _adapted("continuous_bernoulli_digits", name, np.arange(17, dtype=np.uint8))
+    offset = 1 if name == "categorical" else 0
+    assert digits.likelihood_config == {config: 16 + offset}
+    assert digits.data_range == (0.0, 16.0)
+    mnist = _adapted("mnist", name)
+    assert mnist.likelihood_config == {config: 1 + offset} and mnist.data_range == (0.0, 1.0)
+
+    family = likelihoods.registry.class_of(name, "likelihood")
+    intensities = workflow.Recipe(likelihood="continuous_bernoulli", full_scale=255.0, scale=255.0)
+    reals = workflow.Recipe(likelihood="gaussian_learned_scale")
+    for recipe in (intensities, reals):
+        with pytest.raises(ValueError, match=f"likelihood='{name}'"):
+            family.adapt_recipe(recipe)

@@ -183,7 +183,6 @@ class MLP(SizedNetwork):
         for layer in [*self.hidden_layers, self.output_layer]:
             layer.build((None, width))
             width = layer.units
-        self.built = True
 
     def call(self, inputs, condition=None):
         h = _flat(inputs)  # [B, prod(input_shape)]
@@ -246,7 +245,6 @@ class ConvEncoder(SizedNetwork):
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
         self.output_layer.build((None, math.prod(shape[1:]) + self.condition_size))
-        self.built = True
 
     def call(self, inputs, condition=None):
         h = inputs
@@ -324,7 +322,6 @@ class ConvDecoder(SizedNetwork):
         for layer in [*self.deconv_layers, self.output_layer]:
             layer.build(shape)
             shape = layer.compute_output_shape(shape)
-        self.built = True
 
     def call(self, inputs, condition=None):
         h = self.input_layer(self._with_condition(inputs, condition))

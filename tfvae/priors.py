@@ -30,7 +30,6 @@ class Prior(keras.layers.Layer):
 
     def build(self, input_shape):
         self.latent_dim = validation.positive_int(input_shape[-1], "latent_dim")
-        self.built = True
 
     def distribution(self) -> tfd.Distribution:
         """p(z), with batch shape `()` and event shape `(latent_dim,)`."""

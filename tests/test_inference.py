@@ -24,7 +24,6 @@ def linear():
 # ------------------------------------------------------------------------ log p(x)
 
 
-@pytest.mark.slow
 def test_importance_weighted_estimate_rises_to_the_exact_log_marginal(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -83,7 +82,6 @@ def test_chunks_combine_to_the_one_batch_estimate_over_the_same_noise(
     np.testing.assert_allclose(estimate, expected, rtol=0, atol=2e-5)
 
 
-@pytest.mark.slow
 def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -98,7 +96,6 @@ def test_log_likelihood_is_seeded_and_checks_its_arguments(linear):
         vae.log_likelihood(np.full_like(x, np.nan))
 
 
-@pytest.mark.slow
 def test_evaluate_reports_nats_and_bits_per_dimension(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -142,7 +139,6 @@ def test_a_dataset_of_dicts_is_a_clear_type_error(linear):
         tfvae.inference.latent_diagnostics(vae, dataset)
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("seed", [-1, MAX_SEED + 1])
 def test_seeds_outside_the_one_range_are_refused(linear, seed):
     """Fails before the seed ranges were unified: any |seed| < 2**63 was taken."""
@@ -167,7 +163,6 @@ def test_seeds_outside_the_one_range_are_refused(linear, seed):
 # ------------------------------------------------------------------ amortization gap
 
 
-@pytest.mark.slow
 def test_refinement_closes_the_gap_to_the_exact_posterior(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -202,7 +197,6 @@ def linear_imputation():
     return model, x, mask, missing, _conditional_mean(model, x, observed, missing)
 
 
-@pytest.mark.slow
 def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     linear_imputation,
 ):
@@ -222,7 +216,6 @@ def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     np.testing.assert_array_equal(completed["pseudo_gibbs"][~mask], x[~mask])
 
 
-@pytest.mark.slow
 def test_metropolis_within_gibbs_is_exact_where_pseudo_gibbs_is_biased(linear_imputation):
     """Mattei and Frellsen (2018): with an imperfect encoder only the Metropolis chain
     keeps p(z, x_missing | x_observed) as its target."""

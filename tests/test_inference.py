@@ -24,6 +24,7 @@ def linear():
 # ------------------------------------------------------------------------ log p(x)
 
 
+@pytest.mark.slow
 def test_importance_weighted_estimate_rises_to_the_exact_log_marginal(linear):
     model, x = linear
     vae = model.exact_vae(SHIFT, STRETCH, seed=0)
@@ -197,6 +198,7 @@ def linear_imputation():
     return model, x, mask, missing, _conditional_mean(model, x, observed, missing)
 
 
+@pytest.mark.slow
 def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     linear_imputation,
 ):
@@ -216,6 +218,7 @@ def test_imputation_with_the_exact_posterior_converges_to_the_conditional_mean(
     np.testing.assert_array_equal(completed["pseudo_gibbs"][~mask], x[~mask])
 
 
+@pytest.mark.slow
 def test_metropolis_within_gibbs_is_exact_where_pseudo_gibbs_is_biased(linear_imputation):
     """Mattei and Frellsen (2018): with an imperfect encoder only the Metropolis chain
     keeps p(z, x_missing | x_observed) as its target."""

@@ -286,9 +286,7 @@ def test_full_covariance_density_holds_for_any_triangular_factor():
     params = {"loc": rng.normal(size=(2, 3)), "scale_tril": tril}
     z = rng.normal(size=(4, 2, 3))
 
-    expected = np.stack(
-        [stats.multivariate_normal(params["loc"][i], tril[i] @ tril[i].T).logpdf(z[:, i]) for i in range(2)],
-        axis=1,
-    )  # fmt: skip
+    normals = [stats.multivariate_normal(params["loc"][i], tril[i] @ tril[i].T) for i in range(2)]
+    expected = np.stack([normals[i].logpdf(z[:, i]) for i in range(2)], axis=1)
     assert (np.diagonal(tril, axis1=1, axis2=2) < 0).any()
     np.testing.assert_allclose(family.numpy_log_prob(z, params), expected, rtol=1e-10)

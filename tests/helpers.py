@@ -127,3 +127,21 @@ def draw_reference(family, params, index):
     mean = np.sum(values * probabilities)
     variance = np.sum(values**2 * probabilities) - mean**2
     return (lambda d: chi_square_pvalue(d, values, probabilities)), variance
+
+
+def mixture_marginal(params, dimension, temperature):
+    """(CDF, variance) of one dimension of a mixture prior at `temperature`, from its
+    `logits` (K,), `locs` and `scales` (K, latent_dim), by scipy's normal CDFs."""
+    from scipy import stats
+
+    weights = np.exp(np.asarray(params["logits"]) - np.max(params["logits"]))
+    weights /= weights.sum()
+    locs = np.asarray(params["locs"])[:, dimension]
+    scales = temperature * np.asarray(params["scales"])[:, dimension]
+    mean = np.sum(weights * locs)
+    variance = np.sum(weights * (scales**2 + locs**2)) - mean**2
+
+    def cdf(z):
+        return np.sum(weights * stats.norm(locs, scales).cdf(np.asarray(z)[..., None]), axis=-1)
+
+    return cdf, variance

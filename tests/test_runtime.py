@@ -448,21 +448,6 @@ def test_draws_follow_the_decoded_parameters(name):
     assert sum(draw_variances) / sum(variances) == pytest.approx(1.0, abs=0.03)
 
 
-def _mixture_cdf(params, dimension, temperature):
-    """The CDF of one dimension of a mixture prior at `temperature`, and its variance."""
-    weights = np.exp(np.asarray(params["logits"]) - np.max(params["logits"]))
-    weights /= weights.sum()
-    locs = np.asarray(params["locs"])[:, dimension]
-    scales = temperature * np.asarray(params["scales"])[:, dimension]
-    mean = np.sum(weights * locs)
-    variance = np.sum(weights * (scales**2 + locs**2)) - mean**2
-
-    def cdf(z):
-        return np.sum(weights * stats.norm(locs, scales).cdf(np.asarray(z)[..., None]), axis=-1)
-
-    return cdf, variance
-
-
 @pytest.mark.parametrize("temperature", [1.0, 0.5])
 @pytest.mark.parametrize("prior", ["standard_normal", "mixture"])
 def test_prior_draws_follow_the_manifest_prior(prior, temperature):
@@ -476,7 +461,7 @@ def test_prior_draws_follow_the_manifest_prior(prior, temperature):
     assert z.shape == (20_000, LATENT_DIM) and z.dtype == np.float32
     for dimension in range(LATENT_DIM):
         if prior == "mixture":
-            cdf, variance = _mixture_cdf(MIXTURE, dimension, temperature)
+            cdf, variance = helpers.mixture_marginal(MIXTURE, dimension, temperature)
         else:
             cdf, variance = stats.norm(0, temperature).cdf, temperature**2
         column = z[:, dimension].astype(np.float64)
@@ -1558,7 +1543,7 @@ def test_runtime_prior_draws_follow_the_exported_prior(bundles, mixture_bundle, 
     assert z.shape == (20_000, 3)
     for dimension in range(3):
         if prior == "mixture":
-            cdf, variance = _mixture_cdf(params, dimension, temperature)
+            cdf, variance = helpers.mixture_marginal(params, dimension, temperature)
         else:
             cdf, variance = stats.norm(0, temperature).cdf, temperature**2
         assert stats.kstest(z[:, dimension], cdf).pvalue > 1e-3

@@ -3,6 +3,8 @@
     .venv/bin/python tools/mutate.py                    # every core module
     .venv/bin/python tools/mutate.py objectives runtime --time-limit 600
     .venv/bin/python tools/mutate.py --bugs             # the named bugs of tools/bugs.py
+    .venv/bin/python tools/mutate.py model --with-slow --only "VAE.compile::" \
+        --tests tests/test_model.py::test_xla_compiles_what_it_should
 
 Each mutant (see `tools/mutants.py`) is one small wrong change to one module. It is
 *killed* when a fast test of the module's own test files fails, or runs past its time
@@ -14,6 +16,8 @@ How it stays fast and safe:
 - Only the fast subset runs (`-m "not slow"`, see tests/README.md), with `-x`: a mutant
   stops at its first failing test. The tests that killed earlier mutants of the same
   function run first, then those that killed any mutant, then the rest, quickest first.
+  `--with-slow --only TEXT` (with `--tests NODE`) runs slow tests too, to check that a
+  survivor of the fast tests is killed by a slow one.
 - The working tree is never modified. Each mutant runs in a forked child that copies the
   `tfvae` package into a temporary folder, writes the mutated file there, and puts that
   folder first on `sys.path` and `PYTHONPATH` (subprocesses of tests see it too).
@@ -113,7 +117,7 @@ class _Recorder:
             json.dump({"durations": self.durations, "failed": self.failed}, f)
 
 
-def _fork_pytest(tests, *, files, log, record):
+def _fork_pytest(tests, *, files, log, record, marker=FAST):
     """Starts pytest on `tests` in a forked child over a copy of the package; its pid.
 
     Args:
@@ -121,6 +125,7 @@ def _fork_pytest(tests, *, files, log, record):
         files: {path relative to the root: source} written over the package's copy.
         log: the file that receives the child's output.
         record: the file where the child's `_Recorder` writes its results.
+        marker: the `-m` expression that selects the tests; None runs them all.
     """
     pid = os.fork()
     if pid:
@@ -149,7 +154,8 @@ def _fork_pytest(tests, *, files, log, record):
         if not tfvae.__file__.startswith(overlay):
             raise RuntimeError(f"tfvae was imported from {tfvae.__file__}, not the copy")
         os.chdir(ROOT)
-        options = ["-q", "-n", "0", "-p", "no:cacheprovider", "-m", FAST, "--no-header"]
+        options = ["-q", "-n", "0", "-p", "no:cacheprovider", "--no-header"]
+        options += ["-m", marker] if marker else []
         code = pytest.main(options + list(tests), plugins=[_Recorder(record)])
         sys.stdout.flush()
         shutil.rmtree(overlay, ignore_errors=True)
@@ -178,10 +184,11 @@ def _kill(pid):
         pass
 
 
-def _run_once(tests, files, work, name, limit):
+def _run_once(tests, files, work, name, limit, marker=FAST):
     """Runs `tests` in one child and waits: (exit code or None on time-out, record)."""
     record = os.path.join(work, f"{name}.json")
-    pid = _fork_pytest(tests, files=files, log=os.path.join(work, f"{name}.log"), record=record)
+    log = os.path.join(work, f"{name}.log")
+    pid = _fork_pytest(tests, files=files, log=log, record=record, marker=marker)
     deadline = time.monotonic() + limit
     while (code := _finished(pid)) is None and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -217,20 +224,25 @@ def _sources(patterns):
     )
 
 
-def run_module(name, jobs, deadline, work, equivalents, only=(), sample=None):
+def run_module(
+    name, jobs, deadline, work, equivalents, only=(), sample=None, marker=FAST, tests=()
+):
     """Every mutant of core module `name`, against its test files' fast tests.
 
     Returns:
         (outcomes, complete): a list of `Outcome`s, and False when `deadline` (a
         `time.monotonic()` value) cut the run short. With `only` (strings), only the
         mutants whose key contains one of them run; with `sample` (an int), that many
-        mutants chosen uniformly at random (seed 0) run.
+        mutants chosen uniformly at random (seed 0) run. `marker` selects the tests
+        (`-m`; None: the slow ones too); `tests` (files or node ids) replace the
+        module's own test files.
     """
     patterns, test_files = CORE[name]
+    test_files = list(tests) or test_files
     sources = _sources(patterns)
-    code, baseline = _run_once(test_files, {}, work, f"{name}-baseline", 3600)
+    code, baseline = _run_once(test_files, {}, work, f"{name}-baseline", 3600, marker)
     if code != 0:
-        raise SystemExit(f"mutate: {name}'s fast tests fail without any mutant: {work}")
+        raise SystemExit(f"mutate: {name}'s tests fail without any mutant: {work}")
     durations = baseline["durations"]
     budget = 30 + 3 * sum(durations.values())  # seconds per mutant
     texts = {path: open(os.path.join(ROOT, path)).read() for path in sources}
@@ -265,7 +277,9 @@ def run_module(name, jobs, deadline, work, equivalents, only=(), sample=None):
             files = {mutant.path: mutant.apply(texts[mutant.path])}
             with open(log, "w") as f:
                 f.write(f"mutant: {mutant.key} (line {mutant.line})\n")
-            pid = _fork_pytest(["-x", *ordered(mutant)], files=files, log=log, record=record)
+            pid = _fork_pytest(
+                ["-x", *ordered(mutant)], files=files, log=log, record=record, marker=marker
+            )
             running[pid] = (mutant, time.monotonic(), record, log)
         for pid, (mutant, started, record, log) in list(running.items()):
             code = _finished(pid)
@@ -342,6 +356,19 @@ def main(argv=None):
         help="run N of each module's mutants, chosen uniformly at random (seed 0): an "
         "unbiased estimate of the score when the whole run would take too long",
     )
+    parser.add_argument(
+        "--with-slow",
+        action="store_true",
+        help="run the slow tests of the module's test files too: with --only, to check "
+        "that a survivor of the fast tests is killed by a slow one",
+    )
+    parser.add_argument(
+        "--tests",
+        action="append",
+        default=[],
+        metavar="NODE",
+        help="run these test files or node ids (repeatable) instead of the module's own",
+    )
     parser.add_argument("--out", default=os.path.join(ROOT, "tools", "mutation.json"))
     args = parser.parse_args(argv)
     modules = args.modules or list(CORE)
@@ -361,7 +388,15 @@ def main(argv=None):
     for name in modules:
         started = time.monotonic()
         outcomes, complete = run_module(
-            name, args.jobs, deadline, work, equivalents, args.only, args.sample
+            name,
+            args.jobs,
+            deadline,
+            work,
+            equivalents,
+            args.only,
+            args.sample,
+            marker=None if args.with_slow else FAST,
+            tests=args.tests,
         )
         killed, counted, value = score(outcomes)
         seconds = time.monotonic() - started
@@ -372,6 +407,7 @@ def main(argv=None):
         report[name] = {
             "mutants": len(outcomes),
             "sampled": args.sample,
+            "tests": args.tests or ("all" if args.with_slow else "fast"),
             "killed": killed,
             "counted": counted,
             "score": value,

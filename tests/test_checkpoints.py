@@ -155,6 +155,7 @@ def test_resumed_run_ends_within_the_spread_of_uninterrupted_runs(runs):
     assert min(elbos) - tolerance <= resumed <= max(elbos) + tolerance
 
 
+@pytest.mark.slow
 def test_a_checkpoint_of_another_configuration_is_refused(runs):
     code, _, stderr = runs["other"]
     assert code == 1

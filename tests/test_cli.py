@@ -95,6 +95,7 @@ def test_train_writes_the_documented_files(trained):
     assert history["elbo"][-1] > history["elbo"][0]
 
 
+@pytest.mark.slow
 def test_reconstructions_png_shows_the_test_images_beside_reconstructions(trained):
     grid = _png(trained / "reconstructions.png")
     x_test, _ = data.load("digits", split="test")

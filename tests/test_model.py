@@ -93,6 +93,58 @@ class LinearGaussian:
         )
 
 
+CONDITION_DIM = 3
+
+
+class FixedAffine(keras.layers.Layer):
+    """x @ kernel + bias with fixed weights; with a condition y, [x, y] @ kernel + bias:
+    the network a conditional VAE calls as network(x, condition=y)."""
+
+    def __init__(self, kernel, bias, **kwargs):
+        super().__init__(**kwargs)
+        self.kernel = np.asarray(kernel, "float32")
+        self.bias = np.asarray(bias, "float32")
+
+    def call(self, inputs, condition=None):
+        if condition is not None:
+            inputs = tf.concat([inputs, condition], axis=-1)
+        return tf.matmul(inputs, self.kernel) + self.bias
+
+
+class ConditionalLinearGaussian(LinearGaussian):
+    """x | z, y ~ N(W z + V y + b, sigma^2 I): for each one-hot y, the linear-Gaussian
+    model with bias b + V y, so log p(x|y) = log N(x; b + V y, W W^T + sigma^2 I) and
+    p(z|x, y) = N(A (x - b - V y), S)."""
+
+    def __init__(self, seed=0):
+        super().__init__(seed)
+        self.V = np.random.default_rng(seed + 1).normal(size=(DATA_DIM, CONDITION_DIM))
+
+    def data(self, n, seed=1):
+        """(x, y): n examples and their one-hot conditions, float32."""
+        y = np.eye(CONDITION_DIM)[np.random.default_rng(seed + 1).integers(CONDITION_DIM, size=n)]
+        x = super().data(n, seed) + y @ self.V.T
+        return x.astype("float32"), y.astype("float32")
+
+    def log_marginal(self, x, y):
+        return super().log_marginal(x - y @ self.V.T)
+
+    def exact_vae(self, **kwargs):
+        """The exact posterior, full covariance, and the exact decoder, both FixedAffine."""
+        kernel, bias = self.exact_encoder().get_weights()
+        condition_rows = np.zeros((CONDITION_DIM, kernel.shape[1]))
+        condition_rows[:, :LATENT_DIM] = -(self.A @ self.V).T  # loc = A (x - b - V y)
+        return tfvae.VAE(
+            FixedAffine(np.concatenate([kernel, condition_rows]), bias),
+            FixedAffine(np.concatenate([self.W.T, self.V.T]), self.b),
+            latent_dim=LATENT_DIM,
+            likelihood=tfvae.likelihoods.Gaussian(scale=SIGMA),
+            posterior="full_covariance",
+            condition_shape=(CONDITION_DIM,),
+            **kwargs,
+        )
+
+
 def test_elbo_with_exact_posterior_equals_log_marginal():
     model = LinearGaussian()
     x = model.data(64)
@@ -207,8 +259,8 @@ def _small_vae(seed=0, **kwargs):
 
 
 def test_config_round_trip_restores_every_argument():
-    """In memory, without files: from_config(get_config()) with every argument changed
-    from its default, then the same weights, gives the same model and the same terms."""
+    """Without files: from_config of get_config's JSON, with every argument changed from
+    its default, gives the same arguments and, with the same weights, the same terms."""
     vae = _small_vae(
         seed=7,
         likelihood=tfvae.likelihoods.Gaussian(scale=0.5),
@@ -218,13 +270,14 @@ def test_config_round_trip_restores_every_argument():
         beta=2.5,
     )
     vae.build((None, 8, 8, 1))
-    restored = tfvae.VAE.from_config(vae.get_config())
+    config = json.loads(json.dumps(vae.get_config()))  # as a .keras file stores it
+    restored = tfvae.VAE.from_config(config)
+    assert (restored.seed, restored.num_samples, restored.beta) == (7, 3, 2.5)
+    assert restored.likelihood.scale == 0.5
     restored.build((None, 8, 8, 1))
     restored.set_weights(vae.get_weights())
 
-    assert restored.get_config() == vae.get_config()
-    assert (restored.seed, restored.num_samples, restored.beta) == (7, 3, 2.5)
-    assert restored.likelihood.scale == 0.5
+    assert json.loads(json.dumps(restored.get_config())) == config
     x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype("float32")
     for name, value in vae.elbo_terms(x, seed=3).items():
         np.testing.assert_array_equal(restored.elbo_terms(x, seed=3)[name], value, err_msg=name)
@@ -391,6 +444,28 @@ FAMILIES = {
     "iwae": {"objective": "iwae", "num_samples": 3},
     "conv": {},
 }
+
+
+@pytest.mark.slow
+def test_families_are_saved_under_their_registered_names():
+    """In a fresh process, where no family has been deserialized yet (deserializing
+    registers them too): the config names each family "tfvae>Class", the name a .keras
+    file needs to find it whatever module defines it."""
+    script = textwrap.dedent(
+        """
+        import tfvae
+        vae = tfvae.VAE(tfvae.networks.mlp_encoder(), tfvae.networks.mlp_decoder(), 2)
+        config = vae.get_config()
+        print([config[key]["registered_name"] for key in ("likelihood", "posterior", "objective")])
+        """
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    expected = ["tfvae>Bernoulli", "tfvae>DiagonalNormal", "tfvae>ELBO"]
+    assert result.stdout.strip().splitlines()[-1] == str(expected)
 
 
 @pytest.mark.slow
@@ -1055,3 +1130,224 @@ def test_the_largest_seed_is_accepted_everywhere():
     vae.build((None, 8, 8, 1))
     assert vae.sample(2, seed=MAX_SEED).shape == (2, 8, 8, 1)
     assert vae.elbo_terms(_digit_like_data(2), seed=MAX_SEED)["elbo"].shape == (2,)
+
+
+# ---------------------------------------------------------------------------------------
+# Conditional models against the exact conditional linear-Gaussian model.
+# ---------------------------------------------------------------------------------------
+def test_a_conditional_model_builds_from_its_pair_of_shapes_and_is_exact():
+    model = ConditionalLinearGaussian()
+    x, y = model.data(8)
+    vae = model.exact_vae(kl="mc", seed=0)
+    vae.build(((None, DATA_DIM), (None, CONDITION_DIM)))  # Keras passes (x, y) shapes
+    assert vae.data_shape == (DATA_DIM,)
+    # The exact posterior makes every sample's ELBO log p(x|y), whatever the noise.
+    elbo = vae.elbo_terms(x, num_samples=3, seed=0, condition=y)["elbo"].numpy()
+    np.testing.assert_allclose(elbo, model.log_marginal(x, y), atol=1e-3)
+    with pytest.raises(ValueError, match=r"known data shape. Received: input_shape=\(None,\)"):
+        model.exact_vae().build((None,))
+
+
+def test_a_conditional_decoder_gets_its_condition_for_every_latent():
+    """z (L, B, D) with conditions (B, C): each row decoded with its own example's y."""
+    model = ConditionalLinearGaussian()
+    _, y = model.data(4)
+    vae = model.exact_vae()
+    vae.build(((None, DATA_DIM), (None, CONDITION_DIM)))
+    z = np.random.default_rng(0).normal(size=(3, 4, LATENT_DIM)).astype("float32")
+    mean = vae.decode(z, condition=y).mean().numpy()
+    np.testing.assert_allclose(mean, z @ model.W.T + y @ model.V.T + model.b, atol=1e-5)
+    for latents in (z, z[0]):  # (L, B, D) and (B, D)
+        with pytest.raises(ValueError, match=r"batch_size=4. Received: condition.shape=\(3, 3\)"):
+            vae.decode(latents, condition=y[:3])
+
+
+def test_tfvae_networks_take_the_flattened_condition():
+    """condition_shape (2, 3) reaches the networks as 6 more inputs."""
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder(hidden=(8,), seed=0),
+        tfvae.networks.mlp_decoder(hidden=(8,), seed=1),
+        latent_dim=2,
+        likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
+        condition_shape=(2, 3),
+        seed=0,
+    )
+    x = np.random.default_rng(0).normal(size=(4, 5)).astype("float32")
+    y = np.eye(6, dtype="float32")[[0, 1, 2, 5]].reshape(4, 2, 3)
+    terms = vae.elbo_terms(x, seed=0, condition=y)
+    assert terms["elbo"].shape == (4,)
+    assert vae.encoder.hidden_layers[0].kernel.shape == (5 + 6, 8)
+    assert vae.decoder.hidden_layers[0].kernel.shape == (2 + 6, 8)
+    other = vae.elbo_terms(x, seed=0, condition=y[::-1])["elbo"].numpy()
+    assert not np.allclose(other, terms["elbo"].numpy())
+
+
+# ---------------------------------------------------------------------------------------
+# Shapes of z that decode accepts, and the graph it builds.
+# ---------------------------------------------------------------------------------------
+def test_one_latent_vector_decodes_to_one_example():
+    model = LinearGaussian()
+    vae = model.exact_vae()
+    vae.build((None, DATA_DIM))
+    z = np.array([0.5, -1.0], "float32")
+    mean = vae.decode(z).mean().numpy()
+    assert mean.shape == (DATA_DIM,)
+    np.testing.assert_allclose(mean, model.W @ z + model.b, atol=1e-5)
+
+
+def test_an_unbuilt_model_refuses_to_decode():
+    with pytest.raises(ValueError, match="Cannot decode before the model knows its data shape"):
+        LinearGaussian().exact_vae().decode(np.zeros((1, LATENT_DIM), "float32"))
+
+
+def test_decoding_reshapes_to_constant_shapes():
+    """For z (None, D) or (None, B, D), known but for its first axis, the reshapes'
+    target shapes are constants, so that exported decoders hold one Reshape each, not a
+    chain of Shape, Slice and Concat."""
+    model = LinearGaussian()
+    vae = model.exact_vae()
+    vae.build((None, DATA_DIM))
+    for spec in ([None, LATENT_DIM], [None, 4, LATENT_DIM]):
+        graph = (
+            tf.function(lambda z: vae.likelihood_parameters(z)["loc"])
+            .get_concrete_function(tf.TensorSpec(spec, tf.float32))
+            .graph
+        )
+        reshapes = [op for op in graph.get_operations() if op.type == "Reshape"]
+        assert reshapes
+        targets = [op.inputs[1].op.type for op in reshapes]
+        assert targets == ["Const"] * len(reshapes), (spec, targets)
+    # With an unknown axis in the middle the shape is computed, and still right.
+    decode = tf.function(lambda z: vae.likelihood_parameters(z)["loc"])
+    decode = decode.get_concrete_function(tf.TensorSpec([3, None, LATENT_DIM], tf.float32))
+    z = np.zeros((3, 4, LATENT_DIM), "float32")
+    np.testing.assert_allclose(decode(z), np.broadcast_to(model.b, (3, 4, DATA_DIM)), atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------
+# `training` reaches the networks: True in the train step only.
+# ---------------------------------------------------------------------------------------
+class TrainingShift(keras.layers.Layer):
+    """Adds `shift` in training only, as dropout or batch normalization change with it."""
+
+    def __init__(self, shift, **kwargs):
+        super().__init__(**kwargs)
+        self.shift = shift
+
+    def call(self, inputs, training=False):
+        return inputs + self.shift if training else inputs
+
+
+def _shifted_in_training(encoder_shift, decoder_shift):
+    """The near-deterministic linear model with `TrainingShift`s after its networks."""
+    model = LinearGaussian()
+    vae = model.near_deterministic_vae(seed=0)
+    vae.encoder = keras.Sequential([vae.encoder, TrainingShift(encoder_shift)])
+    vae.decoder = keras.Sequential([vae.decoder, TrainingShift(decoder_shift)])
+    vae.build((None, DATA_DIM))
+    return model, vae
+
+
+def test_training_reaches_the_encoder_and_the_decoder():
+    model, vae = _shifted_in_training(encoder_shift=0.5, decoder_shift=2.0)
+    x = model.data(4)
+    loc = (x - model.b) @ model.A.T  # the posterior mean without the shift
+    for training, shift in ((False, 0.0), (True, 0.5)):
+        params = vae.posterior_parameters(x, training=training)
+        np.testing.assert_allclose(params["loc"], loc + shift, atol=1e-5)
+    z = loc.astype("float32")
+    for training, shift in ((False, 0.0), (True, 2.0)):
+        mean = vae.likelihood_parameters(z, training=training)["loc"]
+        np.testing.assert_allclose(mean, z @ model.W.T + model.b + shift, atol=1e-5)
+    # call: the reconstruction mean through both networks.
+    expected = (loc + 0.5) @ model.W.T + model.b + 2.0
+    np.testing.assert_allclose(vae(x, training=True), expected, atol=1e-4)
+    np.testing.assert_allclose(vae(x), loc @ model.W.T + model.b, atol=1e-4)
+
+
+def test_the_elbo_decodes_with_the_training_flag():
+    """The reconstruction term at given noise, against scipy's Gaussian log density."""
+    model, vae = _shifted_in_training(encoder_shift=0.0, decoder_shift=2.0)
+    x = model.data(4)
+    seed = tfvae.random.as_seed(3)
+    terms = vae.elbo_terms(x, num_samples=2, seed=seed, training=True)
+    z = vae.posterior_samples(vae.posterior_parameters(x), 2, seed).numpy()  # [2, 4, D]
+    log_density = stats.norm(z @ model.W.T + model.b + 2.0, SIGMA).logpdf(x).sum(-1)
+    np.testing.assert_allclose(terms["reconstruction"], log_density.mean(0), rtol=1e-5)
+
+
+def test_evaluate_runs_the_networks_in_inference_mode():
+    model, vae = _shifted_in_training(encoder_shift=0.0, decoder_shift=2.0)
+    x = model.data(16)
+    vae.compile(jit_compile=False)
+    result = vae.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    # Near-deterministic posterior: the reconstruction hardly depends on the noise.
+    for training in (False, True):
+        terms = vae.elbo_terms(x, seed=0, training=training)
+        close = np.isclose(result["reconstruction"], np.mean(terms["reconstruction"]), atol=1e-3)
+        assert close == (not training)
+
+
+# ---------------------------------------------------------------------------------------
+# compile: what Keras is told, what is saved, and the step's size.
+# ---------------------------------------------------------------------------------------
+@pytest.mark.parametrize("jit_compile", [True, False])
+def test_compile_passes_jit_compile_to_keras_on_one_device(jit_compile):
+    vae = _small_vae()
+    assert not vae.get_compile_config()  # nothing to restore before compile
+    vae.compile(jit_compile=jit_compile)
+    assert vae.jit_compile is jit_compile
+    assert vae.get_compile_config()["jit_compile"] is jit_compile
+
+
+def test_compile_from_config_restores_the_optimizer_ready_for_its_state():
+    """What load_model does: compile from the saved config; the optimizer's variables must
+    exist before the file's optimizer state is loaded into them."""
+    vae = _small_vae()
+    vae.compile(optimizer=keras.optimizers.SGD(0.25, momentum=0.5))
+    restored = _small_vae()
+    restored.build((None, 8, 8, 1))
+    restored.compile_from_config(vae.get_compile_config())
+    assert isinstance(restored.optimizer, keras.optimizers.SGD)
+    assert restored.optimizer.get_config()["momentum"] == 0.5
+    assert restored.optimizer.built and len(restored.optimizer.variables) > 1
+
+
+def test_a_train_step_is_the_gradient_of_the_batch_mean_loss():
+    """SGD's step is -lr times the gradient of the mean loss (not the sum over examples).
+    The near-deterministic posterior makes the loss nearly independent of the noise."""
+    model = LinearGaussian()
+    x = model.data(32)
+    vae = model.near_deterministic_vae(seed=0)
+    vae.build((None, DATA_DIM))
+    with tf.GradientTape() as tape:
+        loss = -tf.reduce_mean(vae.elbo_terms(x, seed=0, training=True)["elbo"])
+    gradients = [g.numpy() for g in tape.gradient(loss, vae.trainable_variables)]
+    before = [v.numpy().copy() for v in vae.trainable_variables]
+    vae.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
+    vae.train_on_batch(x)
+    for b, v, g in zip(before, vae.trainable_variables, gradients, strict=True):
+        np.testing.assert_allclose(v.numpy() - b, -1e-3 * g, rtol=1e-3, atol=1e-7)
+
+
+def test_a_schedule_assigned_after_evaluate_weights_the_next_evaluate():
+    """Assigning a schedule retraces the test step Keras already made."""
+    model = LinearGaussian()
+    x = model.data(16)
+    vae = model.exact_vae(seed=0)
+    vae.compile(jit_compile=False)
+    vae.evaluate(x, batch_size=16, verbose=0)  # traces the step with the constant beta 1
+    vae.beta = tfvae.schedules.LinearWarmup(steps=10, start=3.0, end=3.0)
+    result = vae.evaluate(x, batch_size=16, verbose=0, return_dict=True)
+    expected = -result["reconstruction"] + 3.0 * result["kl"]
+    assert result["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_under_two_replicas_keras_is_told_not_to_compile_the_whole_step():
+    """The per-replica loss and gradients are compiled instead (see
+    test_xla_compiles_what_it_should); the saved config keeps what the user asked."""
+    with tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]).scope():
+        vae = _small_vae()
+        vae.compile(jit_compile=True)
+    assert vae.jit_compile is False
+    assert vae.get_compile_config()["jit_compile"] is True

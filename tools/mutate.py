@@ -19,8 +19,9 @@ How it stays fast and safe:
   `--with-slow --only TEXT` (with `--tests NODE`) runs slow tests too, to check that a
   survivor of the fast tests is killed by a slow one.
 - The working tree is never modified. Each mutant runs in a forked child that copies the
-  `tfvae` package into a temporary folder, writes the mutated file there, and puts that
-  folder first on `sys.path` and `PYTHONPATH` (subprocesses of tests see it too).
+  `tfvae` package into a temporary folder beside links to the rest of the tree, writes
+  the mutated file there, puts that folder first on `sys.path` and `PYTHONPATH`, and
+  runs the tests from it, so that the tests' subprocesses import the mutated copy too.
 - TensorFlow is imported once, in the parent, before forking, so a mutant costs its
   tests, not TensorFlow's start-up. `--jobs` children run at once, one TensorFlow thread
   each.
@@ -137,6 +138,9 @@ def _fork_pytest(tests, *, files, log, record, marker=FAST):
         os.setpgid(0, 0)  # its own process group: a time-out kills its subprocesses too
         overlay = tempfile.mkdtemp(prefix="tfvae-mutant-")
         shutil.copytree(os.path.join(ROOT, "tfvae"), os.path.join(overlay, "tfvae"))
+        for entry in os.listdir(ROOT):  # the rest of the tree, linked: tests, benchmarks...
+            if entry != "tfvae":
+                os.symlink(os.path.join(ROOT, entry), os.path.join(overlay, entry))
         for path, source in files.items():
             with open(os.path.join(overlay, path), "w") as f:
                 f.write(source)
@@ -153,7 +157,9 @@ def _fork_pytest(tests, *, files, log, record, marker=FAST):
 
         if not tfvae.__file__.startswith(overlay):
             raise RuntimeError(f"tfvae was imported from {tfvae.__file__}, not the copy")
-        os.chdir(ROOT)
+        # Tests run from the copy's root, so that `python -c` and `python -m` in their
+        # subprocesses, which put the working folder first, import the mutated package.
+        os.chdir(overlay)
         options = ["-q", "-n", "0", "-p", "no:cacheprovider", "--no-header"]
         options += ["-m", marker] if marker else []
         code = pytest.main(options + list(tests), plugins=[_Recorder(record)])

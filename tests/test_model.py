@@ -448,11 +448,14 @@ FAMILIES = {
 
 @pytest.mark.slow
 def test_families_are_saved_under_their_registered_names():
-    """In a fresh process, where no family has been deserialized yet (deserializing
-    registers them too): the config names each family "tfvae>Class", the name a .keras
-    file needs to find it whatever module defines it."""
+    """The config names each family "tfvae>Class", the name a .keras file finds it by
+    whatever module defines it; also when the families' modules were imported before
+    Keras (they import without it). In a fresh process: deserializing registers too."""
     script = textwrap.dedent(
         """
+        import sys
+        import tfvae.likelihoods, tfvae.objectives, tfvae.posteriors
+        assert "keras" not in sys.modules
         import tfvae
         vae = tfvae.VAE(tfvae.networks.mlp_encoder(), tfvae.networks.mlp_decoder(), 2)
         config = vae.get_config()

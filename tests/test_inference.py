@@ -1,5 +1,6 @@
 """Inference utilities against exact answers (linear-Gaussian model) and on real digits."""
 
+import re
 from pathlib import Path
 
 import keras
@@ -9,7 +10,7 @@ import tensorflow as tf
 from scipy import special, stats
 
 import tfvae
-from tests.test_model import LinearGaussian
+from tests.test_model import ConditionalLinearGaussian, FixedAffine, LinearGaussian
 from tfvae.validation import MAX_SEED
 
 SHIFT, STRETCH = np.array([0.4, -0.3]), 1.5  # an imperfect posterior of the linear model
@@ -161,6 +162,78 @@ def test_seeds_outside_the_one_range_are_refused(linear, seed):
     assert maximum.shape == (16,)
 
 
+def test_conditional_estimates_are_exact_with_the_exact_posterior():
+    """Each importance weight of the exact posterior is p(x|y), so log_likelihood and
+    evaluate give scipy's log p(x|y) at any k: from arrays with their conditions, and
+    from a dataset of (x, y) batches."""
+    model = ConditionalLinearGaussian()
+    x, y = model.data(12)
+    exact = model.log_marginal(x, y)
+    vae = model.exact_vae(kl="mc", seed=0)
+    estimate = vae.log_likelihood(x, num_samples=7, chunk_size=3, condition=y)
+    np.testing.assert_allclose(estimate, exact, atol=1e-3)
+    from_arrays = tfvae.evaluate(vae, x, 7, batch_size=6, chunk_size=3, verbose=0, condition=y)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(6)
+    from_dataset = tfvae.evaluate(vae, dataset, 7, chunk_size=3, verbose=0)
+    for result in (from_arrays, from_dataset):
+        assert result["nll"] == pytest.approx(-exact.mean(), abs=1e-3)
+        assert result["elbo"] == pytest.approx(exact.mean(), abs=1e-3)
+    without_y = tf.data.Dataset.from_tensor_slices(x).batch(6)
+    with pytest.raises(ValueError, match="This conditional model needs a condition"):
+        tfvae.evaluate(vae, without_y, 7, chunk_size=3, verbose=0)
+
+
+def test_evaluate_is_a_function_of_its_seed(linear):
+    """Every Monte Carlo number follows `seed`, the latent diagnostics' KL too."""
+    model, x = linear
+    vae = model.near_deterministic_vae(kl="mc", seed=0)
+    results = [tfvae.evaluate(vae, x, num_samples=5, seed=s, verbose=0) for s in (1, 1, 2)]
+    assert results[0] == results[1]
+    for key in ("elbo", "nll", "kl_per_dimension"):
+        assert results[0][key] != results[2][key], key
+
+
+def test_the_progress_bar_shows_the_running_negative_log_likelihood(linear, capsys):
+    model, x = linear
+    vae = model.exact_vae(seed=0)
+    result = tfvae.evaluate(vae, x, num_samples=5, batch_size=16, verbose=1)
+    shown = re.findall(r"nll: (\S+)", capsys.readouterr().out)
+    assert shown and float(shown[-1]) == pytest.approx(result["nll"], abs=1e-4)
+
+
+def test_latent_diagnostics_merge_uneven_batches_exactly():
+    """A_d against numpy's variance of the posterior means, to float64 rounding. Integer
+    data and dyadic weights make every loc exact in float32, so both see the same locs;
+    their mean of about 100 makes a float32 merge lose digits. The per-dimension KL
+    against the closed form for N(m, s^2) against N(0, 1)."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-8, 9, size=(17, 5)).astype("float32")
+    kernel = np.zeros((5, 4))
+    kernel[:, :2] = rng.integers(-4, 5, size=(5, 2)) / 4
+    vae = tfvae.VAE(
+        FixedAffine(kernel, [100.0, -50.0, 0.25, -0.5]),
+        FixedAffine(np.zeros((2, 5)), np.zeros(5)),
+        latent_dim=2,
+        likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
+        seed=0,
+    )
+    result = tfvae.inference.latent_diagnostics(vae, x, batch_size=7, threshold=0.0)
+    params = vae.posterior_parameters(x)
+    loc = params["loc"].numpy().astype("float64")
+    np.testing.assert_array_equal(loc, x @ kernel[:, :2] + [100.0, -50.0])  # exact
+    np.testing.assert_allclose(result["posterior_mean_variance"], loc.var(axis=0), rtol=1e-10)
+    scale = params["scale"].numpy().astype("float64")
+    kl = 0.5 * (scale**2 + loc**2 - 1.0) - np.log(scale)
+    np.testing.assert_allclose(result["kl_per_dimension"], kl.mean(axis=0), rtol=1e-5)
+    assert result["active_units"] == 2 and result["active_dimensions"] == [0, 1]
+    # 999 copies of one example have its diagnostics exactly: sums of up to 999 float32
+    # values are exact in float64, and not in float32.
+    one = tfvae.inference.latent_diagnostics(vae, x[:1])
+    copies = tfvae.inference.latent_diagnostics(vae, np.repeat(x[:1], 999, axis=0))
+    assert copies["kl_per_dimension"] == one["kl_per_dimension"]
+    assert copies["posterior_mean_variance"] == [0.0, 0.0]
+
+
 # ------------------------------------------------------------------ amortization gap
 
 
@@ -174,6 +247,51 @@ def test_refinement_closes_the_gap_to_the_exact_posterior(linear):
     assert np.mean(exact - before) > 0.5  # the imperfect posterior's gap ...
     assert np.mean(exact - after) < 0.1  # ... is nearly closed
     assert result["params"]["scale_tril"].shape == (16, 2, 2)
+
+
+def test_refinement_is_adam_on_each_points_elbo():
+    """A decoder that ignores z leaves ELBO = log p(x) - KL(q || p) with the KL in closed
+    form, so the gradient has no noise: refinement must follow Adam (Kingma and Ba, 2015,
+    Algorithm 1) on each point's raw parameters [loc | raw scale], here in numpy."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 5)).astype("float32")
+    kernel, bias = rng.normal(size=(5, 4)), rng.normal(size=4)
+    vae = tfvae.VAE(
+        FixedAffine(kernel, bias),
+        FixedAffine(np.zeros((2, 5)), np.zeros(5)),
+        latent_dim=2,
+        likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
+        seed=0,
+    )
+    steps, learning_rate, beta1, beta2, epsilon = 6, 0.05, 0.9, 0.999, 1e-8
+
+    def kl_and_gradient(raw):  # KL(N(loc, s^2) || N(0, 1)) per point, d KL / d raw
+        loc, raw_scale = raw[:, :2], raw[:, 2:]
+        scale = np.logaddexp(0.0, raw_scale) + 1e-4  # softplus, and the posterior's floor
+        kl = (0.5 * (loc**2 + scale**2 - 1.0) - np.log(scale)).sum(axis=1)
+        return kl, np.concatenate([loc, (scale - 1.0 / scale) * special.expit(raw_scale)], 1)
+
+    raw0 = x.astype("float64") @ kernel + bias
+    raw, m, v = raw0, np.zeros_like(raw0), np.zeros_like(raw0)
+    for t in range(1, steps + 1):
+        gradient = kl_and_gradient(raw)[1]
+        m = beta1 * m + (1 - beta1) * gradient
+        v = beta2 * v + (1 - beta2) * gradient**2
+        raw = raw - learning_rate * (m / (1 - beta1**t)) / (np.sqrt(v / (1 - beta2**t)) + epsilon)
+
+    result = vae.refine_posterior(x, steps, learning_rate, num_samples=2, eval_samples=3, seed=0)
+    assert np.all(result["refined"])
+    np.testing.assert_allclose(result["params"]["loc"], raw[:, :2], rtol=1e-4)
+    scale = np.logaddexp(0.0, raw[:, 2:]) + 1e-4
+    np.testing.assert_allclose(result["params"]["scale"], scale, rtol=1e-4)
+    gain = kl_and_gradient(raw0)[0] - kl_and_gradient(raw)[0]
+    np.testing.assert_allclose(result["elbo_after"] - result["elbo_before"], gain, rtol=1e-3)
+    # A step too small to move the parameters ties the ELBOs: the encoder's q is kept.
+    unmoved = vae.refine_posterior(x, steps=1, learning_rate=1e-12, eval_samples=3, seed=0)
+    assert not np.any(unmoved["refined"])
+    np.testing.assert_array_equal(unmoved["elbo_after"], unmoved["elbo_before"])
+    with pytest.raises(ValueError, match="Expected x in the support of the 'gaussian'"):
+        vae.refine_posterior(np.full_like(x, np.inf), steps=1)
 
 
 # ------------------------------------------------------------------------ imputing
@@ -244,6 +362,39 @@ def test_impute_checks_its_arguments(linear_imputation):
         vae.impute(x, mask[:, :2])
     with pytest.raises(ValueError, match="mask to be a boolean array"):
         vae.impute(x, mask.astype(int))
+
+
+@pytest.mark.parametrize(
+    "method, steps", [("pseudo_gibbs", 1), ("pseudo_gibbs", 3), ("metropolis_within_gibbs", 4)]
+)
+def test_imputation_averages_the_decoder_means_after_the_burn_in(method, steps):
+    """A decoder that ignores z has E[x_missing | z] = b for every z, so the average over
+    the second half of any chain is b on the missing entries; observed ones are kept."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(6, 5)).astype("float32")
+    mask = rng.random(x.shape) < 0.5
+    b = rng.normal(size=5)
+    vae = tfvae.VAE(
+        FixedAffine(rng.normal(size=(5, 4)), np.zeros(4)),
+        FixedAffine(np.zeros((2, 5)), b),
+        latent_dim=2,
+        likelihood=tfvae.likelihoods.Gaussian(scale=0.5),
+        seed=0,
+    )
+    imputed = vae.impute(x, mask, method=method, steps=steps, seed=0).numpy()
+    np.testing.assert_array_equal(imputed[~mask], x[~mask])
+    np.testing.assert_allclose(imputed[mask], np.broadcast_to(b, x.shape)[mask], rtol=1e-6)
+
+
+def test_with_the_exact_posterior_every_proposal_is_accepted(linear_imputation):
+    """q(z|x) = p(z|x) makes each Metropolis ratio 1: the chain is the pseudo-Gibbs one."""
+    model, x, mask, _, _ = linear_imputation
+    vae = model.exact_vae(seed=0)
+    chains = [
+        vae.impute(x, mask, method=m, steps=4, seed=1)
+        for m in ("metropolis_within_gibbs", "pseudo_gibbs")
+    ]
+    np.testing.assert_allclose(chains[0], chains[1], rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------- on the 8x8 digits

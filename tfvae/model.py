@@ -224,7 +224,8 @@ class VAE(keras.Model):
         """The KL weight of the next training step, a float32 scalar tensor."""
         if self._beta_schedule is None:
             return tf.convert_to_tensor(self._beta_weight)
-        step = self.optimizer.iterations if self.optimizer is not None else 0
+        optimizer = getattr(self, "optimizer", None)  # Keras sets it in compile
+        step = optimizer.iterations if optimizer is not None else 0
         return tf.cast(self._beta_schedule(step), tf.float32)
 
     def _retrace_compiled_steps(self) -> None:

@@ -278,6 +278,8 @@ def test_config_round_trip_restores_every_argument():
     restored.set_weights(vae.get_weights())
 
     assert json.loads(json.dumps(restored.get_config())) == config
+    # .keras files name the class by its registered name, which must not change.
+    assert keras.saving.serialize_keras_object(vae)["registered_name"] == "tfvae>VAE"
     x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype("float32")
     for name, value in vae.elbo_terms(x, seed=3).items():
         np.testing.assert_array_equal(restored.elbo_terms(x, seed=3)[name], value, err_msg=name)
@@ -819,6 +821,40 @@ def test_the_loss_weights_the_kl_by_beta(beta):
     np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
 
 
+def test_a_number_assigned_to_beta_weights_the_next_step():
+    """The fast check of assignment: evaluate's loss against its own reported terms."""
+    vae = _small_vae()
+    vae.compile(optimizer="adam", jit_compile=False)
+    x = _digit_like_data(32)
+    vae.evaluate(x, batch_size=32, verbose=0)  # traced with the weight 1
+    vae.beta = tfvae.schedules.LinearWarmup(steps=10, start=0.0, end=1.0)
+    vae.beta = 2.5  # a number replaces the schedule
+    assert vae.beta == 2.5 and float(vae.current_beta()) == 2.5
+    result = vae.evaluate(x, batch_size=32, verbose=0, return_dict=True)
+    expected = -(result["reconstruction"] - 2.5 * result["kl"])
+    np.testing.assert_allclose(result["loss"], expected, rtol=1e-5)
+
+
+def test_a_schedule_is_read_at_the_optimizers_step():
+    schedule = tfvae.schedules.LinearWarmup(steps=10, start=0.0, end=1.0)
+    vae = _small_vae(beta=schedule)
+    assert float(vae.current_beta()) == 0.0  # before compile: step 0
+    vae.compile(optimizer="adam")
+    vae.optimizer.iterations.assign(5)
+    assert float(vae.current_beta()) == pytest.approx(0.5)
+
+
+def test_a_schedule_assigned_after_a_train_step_is_the_next_steps_beta():
+    """Assigning a schedule retraces the train step Keras already made; the step
+    reports the weight it used."""
+    vae = _small_vae()
+    vae.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
+    x = _digit_like_data(16)
+    assert vae.train_on_batch(x, return_dict=True)["beta"] == 1.0
+    vae.beta = tfvae.schedules.LinearWarmup(steps=10, start=3.0, end=3.0)
+    assert vae.train_on_batch(x, return_dict=True)["beta"] == 3.0
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("use_mirrored", [False, True], ids=["one_device", "mirrored"])
 def test_beta_switched_from_zero_to_one_mid_fit_takes_effect(use_mirrored, request):
@@ -1198,9 +1234,15 @@ def test_one_latent_vector_decodes_to_one_example():
     np.testing.assert_allclose(mean, model.W @ z + model.b, atol=1e-5)
 
 
-def test_an_unbuilt_model_refuses_to_decode():
+def test_an_unbuilt_model_refuses_to_decode_and_a_built_one_z_of_another_width():
+    vae = LinearGaussian().exact_vae()
     with pytest.raises(ValueError, match="Cannot decode before the model knows its data shape"):
-        LinearGaussian().exact_vae().decode(np.zeros((1, LATENT_DIM), "float32"))
+        vae.decode(np.zeros((1, LATENT_DIM), "float32"))
+    vae.build((None, DATA_DIM))
+    with pytest.raises(
+        ValueError, match=r"z of shape \(..., latent_dim=2\). Received: z.shape=\(4, 3\)"
+    ):
+        vae.decode(np.zeros((4, 3), "float32"))
 
 
 def test_decoding_reshapes_to_constant_shapes():

@@ -193,12 +193,18 @@ def test_evaluate_is_a_function_of_its_seed(linear):
         assert results[0][key] != results[2][key], key
 
 
-def test_the_progress_bar_shows_the_running_negative_log_likelihood(linear, capsys):
+def test_the_progress_bar_counts_batches_and_shows_the_running_nll(linear, capsys):
+    """One batch: the bar shows batch 1 and its NLL; verbose=0 shows nothing."""
     model, x = linear
     vae = model.exact_vae(seed=0)
     result = tfvae.evaluate(vae, x, num_samples=5, batch_size=16, verbose=1)
-    shown = re.findall(r"nll: (\S+)", capsys.readouterr().out)
-    assert shown and float(shown[-1]) == pytest.approx(result["nll"], abs=1e-4)
+    shown = re.findall(r"(-?\d+)/Unknown .*?/batch - nll: (\S+)", capsys.readouterr().out)
+    assert [count for count, _ in shown] == ["1"]
+    assert float(shown[0][1]) == pytest.approx(result["nll"], abs=1e-4)
+    tfvae.evaluate(vae, x, num_samples=5, batch_size=16, verbose=0)
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="Expected data with at least one example"):
+        tfvae.evaluate(vae, x[:0], num_samples=5, verbose=0)
 
 
 def test_latent_diagnostics_merge_uneven_batches_exactly():
@@ -232,6 +238,8 @@ def test_latent_diagnostics_merge_uneven_batches_exactly():
     copies = tfvae.inference.latent_diagnostics(vae, np.repeat(x[:1], 999, axis=0))
     assert copies["kl_per_dimension"] == one["kl_per_dimension"]
     assert copies["posterior_mean_variance"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="Expected x in the support of the 'gaussian'"):
+        tfvae.inference.latent_diagnostics(vae, np.full_like(x, np.nan))
 
 
 # ------------------------------------------------------------------ amortization gap

@@ -170,6 +170,7 @@ def test_conditional_estimates_are_exact_with_the_exact_posterior():
     x, y = model.data(12)
     exact = model.log_marginal(x, y)
     vae = model.exact_vae(kl="mc", seed=0)
+    vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
     estimate = vae.log_likelihood(x, num_samples=7, chunk_size=3, condition=y)
     np.testing.assert_allclose(estimate, exact, atol=1e-3)
     from_arrays = tfvae.evaluate(vae, x, 7, batch_size=6, chunk_size=3, verbose=0, condition=y)
@@ -271,6 +272,7 @@ def test_refinement_is_adam_on_each_points_elbo():
         likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
         seed=0,
     )
+    vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
     steps, learning_rate, beta1, beta2, epsilon = 6, 0.05, 0.9, 0.999, 1e-8
 
     def kl_and_gradient(raw):  # KL(N(loc, s^2) || N(0, 1)) per point, d KL / d raw
@@ -398,6 +400,7 @@ def test_with_the_exact_posterior_every_proposal_is_accepted(linear_imputation):
     """q(z|x) = p(z|x) makes each Metropolis ratio 1: the chain is the pseudo-Gibbs one."""
     model, x, mask, _, _ = linear_imputation
     vae = model.exact_vae(seed=0)
+    vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
     chains = [
         vae.impute(x, mask, method=m, steps=4, seed=1)
         for m in ("metropolis_within_gibbs", "pseudo_gibbs")

@@ -50,6 +50,7 @@ from bugs import BUGS  # noqa: E402
 from mutants import Mutant, mutants_of  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TREE = ROOT  # what the children copy and link: a snapshot of ROOT once main() starts
 EQUIVALENTS = os.path.join(ROOT, "tools", "equivalent_mutants.txt")
 FAST = "not slow"
 
@@ -73,7 +74,8 @@ CORE = {
 @dataclasses.dataclass
 class Outcome:
     """What happened to one mutant: "killed", "timeout", "survived", "equivalent" or
-    "error N" (the child exited with pytest's code N: an internal or usage error)."""
+    "error 4" or "error 5" (pytest found no test to run), or "error" (this tool failed in
+    the child); errors do not count as killed."""
 
     mutant: Mutant
     status: str
@@ -137,10 +139,10 @@ def _fork_pytest(tests, *, files, log, record, marker=FAST):
         os.dup2(fd, 2)
         os.setpgid(0, 0)  # its own process group: a time-out kills its subprocesses too
         overlay = tempfile.mkdtemp(prefix="tfvae-mutant-")
-        shutil.copytree(os.path.join(ROOT, "tfvae"), os.path.join(overlay, "tfvae"))
-        for entry in os.listdir(ROOT):  # the rest of the tree, linked: tests, benchmarks...
+        shutil.copytree(os.path.join(TREE, "tfvae"), os.path.join(overlay, "tfvae"))
+        for entry in os.listdir(TREE):  # the rest of the tree, linked: tests, benchmarks...
             if entry != "tfvae":
-                os.symlink(os.path.join(ROOT, entry), os.path.join(overlay, entry))
+                os.symlink(os.path.join(TREE, entry), os.path.join(overlay, entry))
         for path, source in files.items():
             with open(os.path.join(overlay, path), "w") as f:
                 f.write(source)
@@ -169,6 +171,23 @@ def _fork_pytest(tests, *, files, log, record, marker=FAST):
     except BaseException as error:  # noqa: BLE001 (whatever happens, the child must exit)
         print(f"mutate: child failed: {error!r}", flush=True)
         os._exit(99)
+
+
+def _snapshot(work):
+    """A copy of the package and the tests, and links to the rest of the tree, in `work`.
+
+    The run reads this copy only, so that editing the package or the tests while it runs
+    (renaming a test, say) cannot turn mutants into false kills or survivors.
+    """
+    tree = os.path.join(work, "tree")
+    os.makedirs(tree)
+    for entry in os.listdir(ROOT):
+        source, target = os.path.join(ROOT, entry), os.path.join(tree, entry)
+        if entry in ("tfvae", "tests"):
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            os.symlink(source, target)
+    return tree
 
 
 def _finished(pid):
@@ -224,9 +243,9 @@ def _equivalents():
 
 def _sources(patterns):
     return sorted(
-        os.path.relpath(p, ROOT)
+        os.path.relpath(p, TREE)
         for pattern in patterns
-        for p in glob.glob(os.path.join(ROOT, pattern))
+        for p in glob.glob(os.path.join(TREE, pattern))
     )
 
 
@@ -251,7 +270,7 @@ def run_module(
         raise SystemExit(f"mutate: {name}'s tests fail without any mutant: {work}")
     durations = baseline["durations"]
     budget = 30 + 3 * sum(durations.values())  # seconds per mutant
-    texts = {path: open(os.path.join(ROOT, path)).read() for path in sources}
+    texts = {path: open(os.path.join(TREE, path)).read() for path in sources}
     queue = [
         m
         for path in sources
@@ -301,10 +320,11 @@ def run_module(
             if os.path.exists(record):
                 with open(record) as f:
                     failed = json.load(f)["failed"]
-            # The same tests pass without the mutant, so any failure of pytest (1: tests
-            # failed, 2-5: collection, conftest or import failed) is the mutant's doing;
-            # 99 is this tool's own failure in the child.
-            status = {0: "survived", 99: "error"}.get(code, "killed")
+            # The same tests pass without the mutant, so a failure of pytest (1: tests
+            # failed, 2: collection or import failed, 3: internal error) is the mutant's
+            # doing. 4 (a test not found) and 5 (none collected) are not, nor is 99, this
+            # tool's own failure in the child: errors, which do not count as killed.
+            status = {0: "survived", 4: "error 4", 5: "error 5", 99: "error"}.get(code, "killed")
             outcomes.append(Outcome(mutant, status, elapsed, failed[0] if failed else log))
             for test in failed[:1]:
                 killers[test] += 1
@@ -321,7 +341,7 @@ def run_bugs(work):
     """
     caught = {}
     for number, bug in enumerate(BUGS):
-        with open(os.path.join(ROOT, bug.path)) as f:
+        with open(os.path.join(TREE, bug.path)) as f:
             source = f.read()
         if source.count(bug.old) != 1:
             raise SystemExit(f"mutate: bug {bug.name!r} no longer applies to {bug.path}")
@@ -384,6 +404,8 @@ def main(argv=None):
     _prepare_parent()
     work = tempfile.mkdtemp(prefix="tfvae-mutate-")
     print(f"logs: {work}")
+    global TREE
+    TREE = _snapshot(work)
     if args.bugs:
         return 0 if all(run_bugs(work).values()) else 1
     deadline = time.monotonic() + args.time_limit

@@ -22,6 +22,9 @@ How it stays fast and safe:
   `tfvae` package into a temporary folder beside links to the rest of the tree, writes
   the mutated file there, puts that folder first on `sys.path` and `PYTHONPATH`, and
   runs the tests from it, so that the tests' subprocesses import the mutated copy too.
+  The children copy a snapshot of the package and the tests taken when the run starts,
+  so editing either during a run changes nothing; pytest's "no test found" (codes 4, 5)
+  is an error, not a kill.
 - TensorFlow is imported once, in the parent, before forking, so a mutant costs its
   tests, not TensorFlow's start-up. `--jobs` children run at once, one TensorFlow thread
   each.

@@ -208,6 +208,19 @@ def test_the_progress_bar_counts_batches_and_shows_the_running_nll(linear, capsy
         tfvae.evaluate(vae, x[:0], num_samples=5, verbose=0)
 
 
+def _decoder_ignores_z_vae(kernel, bias, decoder_bias=(0.0,) * 5, scale=1.0):
+    """A VAE on 5 data dimensions with latent_dim 2: a diagonal posterior with raw
+    parameters x @ kernel + bias `(5, 4)`, `(4,)`, and p(x|z) = N(decoder_bias, scale^2 I)
+    for every z, so that E[x|z] and log p(x|z) do not depend on z."""
+    return tfvae.VAE(
+        FixedAffine(kernel, bias),
+        FixedAffine(np.zeros((2, 5)), decoder_bias),
+        latent_dim=2,
+        likelihood=tfvae.likelihoods.Gaussian(scale=scale),
+        seed=0,
+    )
+
+
 def test_latent_diagnostics_merge_uneven_batches_exactly():
     """A_d against numpy's variance of the posterior means, to float64 rounding. Integer
     data and dyadic weights make every loc exact in float32, so both see the same locs;
@@ -217,13 +230,7 @@ def test_latent_diagnostics_merge_uneven_batches_exactly():
     x = rng.integers(-8, 9, size=(17, 5)).astype("float32")
     kernel = np.zeros((5, 4))
     kernel[:, :2] = rng.integers(-4, 5, size=(5, 2)) / 4
-    vae = tfvae.VAE(
-        FixedAffine(kernel, [100.0, -50.0, 0.25, -0.5]),
-        FixedAffine(np.zeros((2, 5)), np.zeros(5)),
-        latent_dim=2,
-        likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
-        seed=0,
-    )
+    vae = _decoder_ignores_z_vae(kernel, [100.0, -50.0, 0.25, -0.5])
     result = tfvae.inference.latent_diagnostics(vae, x, batch_size=7, threshold=0.0)
     params = vae.posterior_parameters(x)
     loc = params["loc"].numpy().astype("float64")
@@ -265,13 +272,7 @@ def test_refinement_is_adam_on_each_points_elbo():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 5)).astype("float32")
     kernel, bias = rng.normal(size=(5, 4)), rng.normal(size=4)
-    vae = tfvae.VAE(
-        FixedAffine(kernel, bias),
-        FixedAffine(np.zeros((2, 5)), np.zeros(5)),
-        latent_dim=2,
-        likelihood=tfvae.likelihoods.Gaussian(scale=1.0),
-        seed=0,
-    )
+    vae = _decoder_ignores_z_vae(kernel, bias)
     vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
     steps, learning_rate, beta1, beta2, epsilon = 6, 0.05, 0.9, 0.999, 1e-8
 
@@ -384,13 +385,7 @@ def test_imputation_averages_the_decoder_means_after_the_burn_in(method, steps):
     x = rng.normal(size=(6, 5)).astype("float32")
     mask = rng.random(x.shape) < 0.5
     b = rng.normal(size=5)
-    vae = tfvae.VAE(
-        FixedAffine(rng.normal(size=(5, 4)), np.zeros(4)),
-        FixedAffine(np.zeros((2, 5)), b),
-        latent_dim=2,
-        likelihood=tfvae.likelihoods.Gaussian(scale=0.5),
-        seed=0,
-    )
+    vae = _decoder_ignores_z_vae(rng.normal(size=(5, 4)), np.zeros(4), b, scale=0.5)
     imputed = vae.impute(x, mask, method=method, steps=steps, seed=0).numpy()
     np.testing.assert_array_equal(imputed[~mask], x[~mask])
     np.testing.assert_allclose(imputed[mask], np.broadcast_to(b, x.shape)[mask], rtol=1e-6)

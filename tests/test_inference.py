@@ -268,10 +268,13 @@ def test_refinement_closes_the_gap_to_the_exact_posterior(linear):
 def test_refinement_is_adam_on_each_points_elbo():
     """A decoder that ignores z leaves ELBO = log p(x) - KL(q || p) with the KL in closed
     form, so the gradient has no noise: refinement must follow Adam (Kingma and Ba, 2015,
-    Algorithm 1) on each point's raw parameters [loc | raw scale], here in numpy."""
+    Algorithm 1) on each point's raw parameters [loc | raw scale], here in numpy. The
+    first loc starts at 2^-26 for every point, so its first gradient is of the size of
+    Adam's epsilon, 1e-8, and the first step depends on how epsilon enters."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(3, 5)).astype("float32")
     kernel, bias = rng.normal(size=(5, 4)), rng.normal(size=4)
+    kernel[:, 0], bias[0] = 0.0, 2.0**-26
     vae = _decoder_ignores_z_vae(kernel, bias)
     vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
     steps, learning_rate, beta1, beta2, epsilon = 6, 0.05, 0.9, 0.999, 1e-8

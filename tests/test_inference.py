@@ -182,6 +182,9 @@ def test_conditional_estimates_are_exact_with_the_exact_posterior():
     without_y = tf.data.Dataset.from_tensor_slices(x).batch(6)
     with pytest.raises(ValueError, match="This conditional model needs a condition"):
         tfvae.evaluate(vae, without_y, 7, chunk_size=3, verbose=0)
+    # Refinement starts from the encoder's q(z|x, y), here exact: its ELBO is log p(x|y).
+    refined = vae.refine_posterior(x, steps=2, eval_samples=3, seed=0, condition=y)
+    np.testing.assert_allclose(refined["elbo_before"], exact, atol=1e-3)
 
 
 def test_evaluate_is_a_function_of_its_seed(linear):
@@ -229,17 +232,19 @@ def test_latent_diagnostics_merge_uneven_batches_exactly():
     rng = np.random.default_rng(0)
     x = rng.integers(-8, 9, size=(17, 5)).astype("float32")
     kernel = np.zeros((5, 4))
-    kernel[:, :2] = rng.integers(-4, 5, size=(5, 2)) / 4
+    kernel[:, 0] = rng.integers(-4, 5, size=5) / 4  # the second loc is -50 for every x
     vae = _decoder_ignores_z_vae(kernel, [100.0, -50.0, 0.25, -0.5])
     result = tfvae.inference.latent_diagnostics(vae, x, batch_size=7, threshold=0.0)
     params = vae.posterior_parameters(x)
     loc = params["loc"].numpy().astype("float64")
     np.testing.assert_array_equal(loc, x @ kernel[:, :2] + [100.0, -50.0])  # exact
+    assert loc[:, 0].var() > 0
     np.testing.assert_allclose(result["posterior_mean_variance"], loc.var(axis=0), rtol=1e-10)
     scale = params["scale"].numpy().astype("float64")
     kl = 0.5 * (scale**2 + loc**2 - 1.0) - np.log(scale)
     np.testing.assert_allclose(result["kl_per_dimension"], kl.mean(axis=0), rtol=1e-5)
-    assert result["active_units"] == 2 and result["active_dimensions"] == [0, 1]
+    # A variance of exactly 0 is not above the threshold 0.
+    assert result["active_units"] == 1 and result["active_dimensions"] == [0]
     # 999 copies of one example have its diagnostics exactly: sums of up to 999 float32
     # values are exact in float64, and not in float32.
     one = tfvae.inference.latent_diagnostics(vae, x[:1])
@@ -376,6 +381,12 @@ def test_impute_checks_its_arguments(linear_imputation):
         vae.impute(x, mask[:, :2])
     with pytest.raises(ValueError, match="mask to be a boolean array"):
         vae.impute(x, mask.astype(int))
+    vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
+    holes = np.where(mask, np.nan, x)  # missing entries may hold any value ...
+    assert np.all(np.isfinite(vae.impute(holes, mask, steps=1, seed=0)))
+    holes[0, 0] = np.nan  # ... observed ones may not
+    with pytest.raises(ValueError, match="Expected x in the support of the 'gaussian'"):
+        vae.impute(holes, mask, steps=1, seed=0)
 
 
 @pytest.mark.parametrize(
@@ -392,6 +403,35 @@ def test_imputation_averages_the_decoder_means_after_the_burn_in(method, steps):
     imputed = vae.impute(x, mask, method=method, steps=steps, seed=0).numpy()
     np.testing.assert_array_equal(imputed[~mask], x[~mask])
     np.testing.assert_allclose(imputed[mask], np.broadcast_to(b, x.shape)[mask], rtol=1e-6)
+
+
+def test_a_deterministic_pseudo_gibbs_chain_is_averaged_over_its_second_half():
+    """Networks with (nearly) no noise, q's scale at its 1e-4 floor and p(x|z)'s 1e-3,
+    make pseudo-Gibbs the map z_t = x_t K + c, x_(t+1) missing = (z_t W + b) missing,
+    from x_0 missing = b, the mean of p(x|z=0); imputation returns the mean of
+    z_t W + b over t > steps // 2. Here the recursion is in numpy."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 5)).astype("float32")
+    mask = np.zeros(x.shape, bool)
+    mask[:, 3:] = True
+    kernel, c = rng.normal(size=(5, 2)), rng.normal(size=2)
+    w, b = rng.normal(size=(2, 5)) / 2, rng.normal(size=5)
+    encoder = FixedAffine(np.concatenate([kernel, np.zeros((5, 2))], 1), [*c, -30.0, -30.0])
+    vae = tfvae.VAE(
+        encoder, FixedAffine(w, b), 2, likelihood=tfvae.likelihoods.Gaussian(scale=1e-3)
+    )
+    vae.compile(jit_compile=False)  # the same computation, traced without XLA: quicker here
+    steps = 6
+    x_t, means = np.where(mask, b, x), []
+    for _ in range(steps):
+        means.append((x_t @ kernel + c) @ w + b)
+        x_t = np.where(mask, means[-1], x)
+    expected = np.where(mask, np.mean(means[steps // 2 :], axis=0), x)
+    imputed = vae.impute(x, mask, method="pseudo_gibbs", steps=steps, seed=0).numpy()
+    np.testing.assert_allclose(imputed, expected, atol=1e-2)
+    # The chain has not settled: another window, or another start, would differ.
+    assert np.abs(np.mean(means[steps // 3 :], axis=0) - expected)[mask].max() > 0.1
+    assert np.abs(means[-1] - means[-2])[mask].max() > 0.1
 
 
 def test_with_the_exact_posterior_every_proposal_is_accepted(linear_imputation):

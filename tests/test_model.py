@@ -258,31 +258,61 @@ def _small_vae(seed=0, **kwargs):
     )
 
 
-def test_config_round_trip_restores_every_argument():
-    """Without files: from_config of get_config's JSON, with every argument changed from
-    its default, gives the same arguments and, with the same weights, the same terms."""
-    vae = _small_vae(
+# Between them, every argument changed from its default.
+CONFIG_CASES = {
+    "families": dict(
         seed=7,
         likelihood=tfvae.likelihoods.Gaussian(scale=0.5),
         posterior="full_covariance",
         prior=tfvae.priors.Mixture(num_components=2, seed=1),
         num_samples=3,
         beta=2.5,
-    )
-    vae.build((None, 8, 8, 1))
-    config = json.loads(json.dumps(vae.get_config()))  # as a .keras file stores it
+    ),
+    "conditional": dict(
+        seed=5,
+        likelihood=tfvae.likelihoods.Gaussian(scale=0.5),
+        kl="mc",
+        objective=tfvae.objectives.ELBO(free_bits=0.25),
+        beta=tfvae.schedules.LinearWarmup(steps=10, start=0.5, end=2.0),
+        condition_shape=(3,),
+    ),
+}
+
+
+def _as_stored(config):
+    """`config` as a .keras file stores it: through JSON."""
+    return json.loads(json.dumps(config))
+
+
+@pytest.mark.parametrize("case", sorted(CONFIG_CASES))
+def test_config_round_trip_restores_every_argument(case):
+    """Without files: from_config of get_config's JSON gives the same arguments and,
+    with the same weights, the same terms."""
+    arguments = CONFIG_CASES[case]
+    vae = _small_vae(**arguments)
+    condition_shape = arguments.get("condition_shape")
+    shape = (None, 8, 8, 1) if condition_shape is None else ((None, 8, 8, 1), (None, 3))
+    vae.build(shape)
+    config = _as_stored(vae.get_config())
     restored = tfvae.VAE.from_config(config)
-    assert (restored.seed, restored.num_samples, restored.beta) == (7, 3, 2.5)
-    assert restored.likelihood.scale == 0.5
-    restored.build((None, 8, 8, 1))
+    for name, value in arguments.items():
+        if name in ("likelihood", "prior", "objective"):
+            assert _as_stored(restored.get_config()[name]) == config[name], name
+        elif name == "posterior":
+            assert restored.posterior.family == value
+        else:
+            assert getattr(restored, name) == value, name
+    restored.build(shape)
     restored.set_weights(vae.get_weights())
 
-    assert json.loads(json.dumps(restored.get_config())) == config
+    assert _as_stored(restored.get_config()) == config
     # .keras files name the class by its registered name, which must not change.
     assert keras.saving.serialize_keras_object(vae)["registered_name"] == "tfvae>VAE"
     x = np.random.default_rng(1).normal(size=(4, 8, 8, 1)).astype("float32")
-    for name, value in vae.elbo_terms(x, seed=3).items():
-        np.testing.assert_array_equal(restored.elbo_terms(x, seed=3)[name], value, err_msg=name)
+    condition = None if condition_shape is None else np.eye(3, dtype="float32")[[0, 1, 2, 0]]
+    expected = vae.elbo_terms(x, seed=3, condition=condition)
+    for name, value in restored.elbo_terms(x, seed=3, condition=condition).items():
+        np.testing.assert_array_equal(value, expected[name], err_msg=name)
 
 
 def test_a_train_step_applies_the_gradients_to_every_variable():
@@ -559,6 +589,18 @@ def test_mirrored_strategy_gradient_is_the_global_batch_mean(mirrored):
     for step_mirrored, step_single in zip(steps[True], steps[False], strict=True):
         np.testing.assert_allclose(step_mirrored, step_single, rtol=1e-3, atol=1e-5)
     assert max(np.abs(step).max() for step in steps[False]) > 1e-3
+
+
+def test_each_replica_draws_its_own_training_noise(mirrored):
+    """Each replica's step seed is its own: with one seed, the replicas' halves of the
+    global batch would get the same noise. On one device the seed is kept."""
+    with mirrored.scope():
+        vae = _small_vae()
+    seed = tf.constant([3, 4])
+    per_replica = mirrored.run(vae._step_seed, args=(seed,))
+    seeds = {tuple(s.numpy()) for s in mirrored.experimental_local_results(per_replica)}
+    assert len(seeds) == 2 and (3, 4) not in seeds
+    np.testing.assert_array_equal(vae._step_seed(seed), [3, 4])
 
 
 # ---------------------------------------------------------------------------------------
@@ -1310,13 +1352,14 @@ def test_training_reaches_the_encoder_and_the_decoder():
     np.testing.assert_allclose(vae(x), loc @ model.W.T + model.b, atol=1e-4)
 
 
-def test_the_elbo_decodes_with_the_training_flag():
+def test_the_elbo_encodes_and_decodes_with_the_training_flag():
     """The reconstruction term at given noise, against scipy's Gaussian log density."""
-    model, vae = _shifted_in_training(encoder_shift=0.0, decoder_shift=2.0)
+    model, vae = _shifted_in_training(encoder_shift=0.5, decoder_shift=2.0)
     x = model.data(4)
     seed = tfvae.random.as_seed(3)
     terms = vae.elbo_terms(x, num_samples=2, seed=seed, training=True)
-    z = vae.posterior_samples(vae.posterior_parameters(x), 2, seed).numpy()  # [2, 4, D]
+    params = vae.posterior_parameters(x, training=True)
+    z = vae.posterior_samples(params, 2, seed).numpy()  # [2, 4, D]
     log_density = stats.norm(z @ model.W.T + model.b + 2.0, SIGMA).logpdf(x).sum(-1)
     np.testing.assert_allclose(terms["reconstruction"], log_density.mean(0), rtol=1e-5)
 
@@ -1358,21 +1401,44 @@ def test_compile_from_config_restores_the_optimizer_ready_for_its_state():
     assert restored.optimizer.built and len(restored.optimizer.variables) > 1
 
 
-def test_a_train_step_is_the_gradient_of_the_batch_mean_loss():
-    """SGD's step is -lr times the gradient of the mean loss (not the sum over examples).
-    The near-deterministic posterior makes the loss nearly independent of the noise."""
-    model = LinearGaussian()
+def test_a_train_step_is_the_gradient_of_the_weighted_loss_in_training_mode():
+    """SGD's step is -lr times the gradient of sum(w * loss) / batch_size (Keras's
+    convention: not the sum over examples), with the networks in training mode; the
+    `loss` metric is the weighted mean sum(w * loss) / sum(w). The near-deterministic
+    posterior makes the loss nearly independent of the noise."""
+    model, vae = _shifted_in_training(encoder_shift=0.5, decoder_shift=2.0)
     x = model.data(32)
-    vae = model.near_deterministic_vae(seed=0)
-    vae.build((None, DATA_DIM))
+    weights = np.random.default_rng(1).uniform(0.0, 2.0, size=32).astype("float32")
     with tf.GradientTape() as tape:
-        loss = -tf.reduce_mean(vae.elbo_terms(x, seed=0, training=True)["elbo"])
+        losses = -vae.elbo_terms(x, seed=0, training=True)["elbo"]
+        loss = tf.reduce_sum(weights * losses) / 32
     gradients = [g.numpy() for g in tape.gradient(loss, vae.trainable_variables)]
     before = [v.numpy().copy() for v in vae.trainable_variables]
     vae.compile(optimizer=keras.optimizers.SGD(1e-3), jit_compile=False)
-    vae.train_on_batch(x)
+    metrics = vae.train_on_batch(x, sample_weight=weights, return_dict=True)
     for b, v, g in zip(before, vae.trainable_variables, gradients, strict=True):
         np.testing.assert_allclose(v.numpy() - b, -1e-3 * g, rtol=1e-3, atol=1e-7)
+    weighted_mean = np.sum(weights * losses.numpy()) / np.sum(weights)
+    assert metrics["loss"] == pytest.approx(weighted_mean, rel=1e-4)
+    assert abs(weighted_mean - np.mean(losses)) > 1e-3 * abs(weighted_mean)  # 10x the rel
+
+
+def test_an_unconditional_model_ignores_the_labels_that_come_with_the_data():
+    """Training and evaluating on (x, labels) are training and evaluating on x."""
+    model = LinearGaussian()
+    x = model.data(16)
+    labels = np.arange(16) % 3
+    results = {}
+    for data in ((x,), (x, labels)):
+        vae = model.near_deterministic_vae(seed=0)
+        vae.compile(optimizer=keras.optimizers.SGD(1e-2), jit_compile=False)
+        train = vae.train_on_batch(*data, return_dict=True)
+        test = vae.test_on_batch(*data, return_dict=True)
+        results[len(data)] = train, test, vae.get_weights()
+    (train, test, weights), (train_labelled, test_labelled, weights_labelled) = results.values()
+    assert train == train_labelled and test == test_labelled
+    for w, w_labelled in zip(weights, weights_labelled, strict=True):
+        np.testing.assert_array_equal(w, w_labelled)
 
 
 def test_a_schedule_assigned_after_evaluate_weights_the_next_evaluate():

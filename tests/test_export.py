@@ -54,6 +54,18 @@ def trained_vae(likelihood_name="bernoulli", architecture="mlp", seed=0, **kwarg
     return vae
 
 
+@pytest.fixture(scope="module")
+def small_vae():
+    """trained_vae(), shared by the tests that export it without changing it."""
+    return trained_vae()
+
+
+@pytest.fixture(scope="module")
+def retrained_vae():
+    """small_vae's model trained again from another seed: other weights to export."""
+    return trained_vae(seed=1)
+
+
 def _export(vae, tmp_path, likelihood_name="bernoulli", **kwargs):
     return export.export_model(
         vae,
@@ -154,8 +166,8 @@ def test_manifest_records_the_model(tmp_path):
 
 
 @pytest.mark.slow
-def test_saved_model_loads_in_a_process_without_tfvae(tmp_path):
-    vae = trained_vae()
+def test_saved_model_loads_in_a_process_without_tfvae(small_vae, tmp_path):
+    vae = small_vae
     _export(vae, tmp_path)
     z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
     np.save(tmp_path / "z.npy", z)
@@ -187,18 +199,14 @@ def test_parity_failure_is_an_error_and_writes_nothing(tmp_path):
     assert [p.name for p in (tmp_path / "export").iterdir()] == []
 
 
-def _tree(folder):
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
-
-
 @pytest.mark.slow
-def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, monkeypatch):
-    vae = trained_vae()
-    bundle = _export(vae, tmp_path)
+def test_interrupted_export_leaves_the_previous_bundle_byte_identical(
+    small_vae, retrained_vae, tmp_path, monkeypatch
+):
+    bundle = _export(small_vae, tmp_path)
     saved_model = tmp_path / "saved_models" / "m" / "1"
-    before, saved_before = _tree(bundle), _tree(saved_model)
+    before, saved_before = tree_snapshot(bundle), tree_snapshot(saved_model)
 
-    retrained = trained_vae(seed=1)
     real_from_function = tf2onnx.convert.from_function
     calls = []
 
@@ -210,11 +218,11 @@ def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, 
 
     monkeypatch.setattr(tf2onnx.convert, "from_function", fail_after_first_file)
     with pytest.raises(KeyboardInterrupt):
-        _export(retrained, tmp_path)
+        _export(retrained_vae, tmp_path)
     assert len(calls) == 2
     assert calls[0].endswith("decoder.onnx")
-    assert _tree(bundle) == before
-    assert _tree(saved_model) == saved_before
+    assert tree_snapshot(bundle) == before
+    assert tree_snapshot(saved_model) == saved_before
     assert sorted(p.name for p in bundle.parent.iterdir()) == ["m"]
     Sampler.load(bundle)  # still a valid bundle
 
@@ -229,10 +237,9 @@ def test_interrupted_export_leaves_the_previous_bundle_byte_identical(tmp_path, 
         ({"atol": -1.0}, r"atol to be a finite number > 0"),
     ],
 )
-def test_bad_arguments_are_rejected_before_writing(tmp_path, kwargs, match):
-    vae = trained_vae()
+def test_bad_arguments_are_rejected_before_writing(small_vae, tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
-        _export(vae, tmp_path, **kwargs)
+        _export(small_vae, tmp_path, **kwargs)
     assert not (tmp_path / "export").exists()
 
 
@@ -243,9 +250,8 @@ def test_unbuilt_model_is_rejected(tmp_path):
 
 
 @pytest.mark.slow
-def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
-    vae = trained_vae()
-    bundle = _export(vae, tmp_path, components=("decoder",))
+def test_decoder_only_bundle_samples_but_cannot_encode(small_vae, tmp_path):
+    bundle = _export(small_vae, tmp_path, components=("decoder",))
     sampler = Sampler.load(bundle)
     assert sampler.sample(3, seed=0).shape == (3, 8, 8, 1)
     with pytest.raises(ValueError, match="no encoder"):
@@ -254,11 +260,6 @@ def test_decoder_only_bundle_samples_but_cannot_encode(tmp_path):
 
 # Outputs: an export replaces only a bundle or a SavedModel version that tfvae wrote, and
 # refuses anything else before it traces or converts a function (tfvae.outputs).
-
-
-@pytest.fixture(scope="module")
-def small_vae():
-    return trained_vae()
 
 
 @pytest.fixture
@@ -322,7 +323,7 @@ def test_check_destinations_resolves_the_defaults_and_refuses_overlaps(tmp_path,
 
 
 @pytest.mark.slow
-def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path):
+def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, retrained_vae, tmp_path):
     bundle = _export(small_vae, tmp_path)
     version = tmp_path / "saved_models" / "m" / "1"
     assert json.loads((bundle / "manifest.json").read_text())["format"] == "tfvae.bundle"
@@ -330,11 +331,10 @@ def test_a_second_export_replaces_its_own_bundle_and_version(small_vae, tmp_path
     assert marker == {"format": "tfvae.saved_model"}
     first_bundle, first_version = tree_snapshot(bundle), tree_snapshot(version)
 
-    retrained = trained_vae(seed=1)
-    assert _export(retrained, tmp_path) == bundle
+    assert _export(retrained_vae, tmp_path) == bundle
     assert tree_snapshot(bundle) != first_bundle and tree_snapshot(version) != first_version
     z = np.random.default_rng(0).normal(size=(4, 3)).astype("float32")
-    expected = retrained.decode(z).mean().numpy()
+    expected = retrained_vae.decode(z).mean().numpy()
     loaded = tf.saved_model.load(str(version))
     np.testing.assert_allclose(loaded.signatures["decode"](z=z)["mean"], expected, atol=1e-5)
     np.testing.assert_allclose(Sampler.load(bundle).decode(z)["mean"], expected, atol=1e-5)

@@ -42,6 +42,7 @@ MODELS = {"mlp_784-500-500-50": (500, 500), "mlp_784-200-200-50": (200, 200)}
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--calls", type=int, default=5000, help="batch-1 calls per path")
     parser.add_argument("--repeats", type=int, default=30, help="batch-1024 calls per path")
     parser.add_argument("--predict-calls", type=int, default=300, help="model.predict's")
@@ -147,7 +148,7 @@ def measure(name: str, hidden: tuple[int, ...], args) -> list[dict]:
 def main(argv=None) -> int:
     args = parse_args(argv)
     peaks = [peak.matmul_peak(args.peak_sizes)]
-    rows = [row for name, hidden in MODELS.items() for row in measure(name, hidden, args)]
+    rows = [row for name in args.models for row in measure(name, MODELS[name], args)]
     peaks.append(peak.matmul_peak(args.peak_sizes))
     best = peak.best_of(peaks)
     for row in rows:

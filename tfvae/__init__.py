@@ -24,6 +24,7 @@ _LAZY_ATTRIBUTES = {
 }
 _LAZY_MODULES = (
     "atomic",
+    "baselines",
     "bundle",
     "callbacks",
     "checkpoints",
@@ -33,6 +34,8 @@ _LAZY_MODULES = (
     "config",
     "data",
     "data_checks",
+    "diagnostics",
+    "estimators",
     "export",
     "inference",
     "interpolation",

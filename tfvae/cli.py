@@ -7,6 +7,7 @@
     tfvae plot saved_models/NAME --kind KIND [--out PNG] [-n 64] [--steps 8] [--grid 20]
     tfvae impute saved_models/NAME [--mask bottom-half] [--method ...] [--out impute.png]
     tfvae score --bundle export/NAME DATA [--num-samples 1000] [--elbo-samples 100]
+    tfvae gradients saved_models/NAME [--samples 1,2,5,10,20,50] [--out gradients.png]
 
 The options of `tfvae train` are derived from the fields of `tfvae.config.TrainConfig`
 (`add_options`), and every list of choices is read from the library's one declaration
@@ -234,6 +235,39 @@ def _impute(args) -> int:
         split=args.split,
     )
     print(f"Wrote originals, masked inputs and completions to {out}")
+    return 0
+
+
+def _gradients(args) -> int:
+    from tfvae import workflow
+
+    result = workflow.gradients(
+        args.model,
+        args.out,
+        estimators=args.estimators,
+        samples=args.samples,
+        num_draws=args.num_draws,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        dataset=args.dataset,
+        data_dir=args.data_dir,
+        split=args.split,
+    )
+    print(
+        f"{'estimator':<20} {'L':>4} {'encoder var':>12} {'encoder SNR':>11} "
+        f"{'decoder var':>12} {'decoder SNR':>11}"
+    )
+    for name, runs in result["statistics"].items():
+        for run in runs:
+            encoder, decoder = run["encoder"], run["decoder"]
+            print(
+                f"{name:<20} {run['num_samples']:>4} {encoder['variance']:>12.4g} "
+                f"{encoder['snr']:>11.4g} {decoder['variance']:>12.4g} {decoder['snr']:>11.4g}"
+            )
+    print(
+        f"Wrote the encoder's gradient variance against L to {result['png']} "
+        f"and every statistic to {result['json']}"
+    )
     return 0
 
 
@@ -482,6 +516,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument("--out", metavar="CSV", help="write the CSV there (default: stdout)")
     score.set_defaults(handler=_score)
+
+    gradients = commands.add_parser(
+        "gradients",
+        help="measure the gradient estimators' variance and draw it against L",
+        description="Draw each gradient estimator's gradient (tfvae.estimators) NUM_DRAWS "
+        "times on one batch at the model's weights, for each number of latent samples L, "
+        "and print the encoder's and decoder's gradient variance (the trace of the "
+        "covariance) and signal-to-noise ratio (||mean|| / sqrt(variance)). Writes the "
+        "encoder's variance against L on log-log axes to --out and every number to the "
+        "same path with .json.",
+    )
+    gradients.add_argument("model", help="a folder written by 'tfvae train'")
+    gradients.add_argument(
+        "--estimators",
+        type=lambda text: [part for part in text.split(",") if part],
+        metavar="NAMES",
+        help="comma-separated estimators (default: every one that suits the model's "
+        "objective: reparameterization and score_function for elbo, reparameterization "
+        "and dreg for iwae)",
+    )
+    gradients.add_argument(
+        "--samples",
+        type=_int_tuple,
+        default=(1, 2, 5, 10, 20, 50),
+        metavar="L,L,...",
+        help="numbers of latent samples per example (1,2,5,10,20,50)",
+    )
+    gradients.add_argument(
+        "--num-draws", type=int, default=100, help="gradient draws per point (%(default)s)"
+    )
+    gradients.add_argument(
+        "--batch-size", type=int, default=100, help="examples in the batch (%(default)s)"
+    )
+    gradients.add_argument("--seed", type=int, default=0, help="seed of the draws (%(default)s)")
+    gradients.add_argument("--out", default="gradients.png", help="PNG to write (%(default)s)")
+    gradients.add_argument("--dataset", help="dataset name or file (default: the training one)")
+    gradients.add_argument("--data-dir", help="folder with the dataset's files")
+    gradients.add_argument("--split", choices=SPLITS, default="train", help="(%(default)s)")
+    gradients.set_defaults(handler=_gradients)
     return parser
 
 

@@ -24,7 +24,7 @@ import numbers
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tfvae import likelihoods, objectives, validation
+from tfvae import estimators, likelihoods, objectives, validation
 from tfvae._lazy import LazyModule
 
 keras = LazyModule("keras")  # imported by the first TrainConfig, not by this module
@@ -146,6 +146,12 @@ class TrainConfig:
     )
     objective: str = option("elbo", "training bound", choices=objectives.registry.names)
     num_samples: int = option(1, "latent samples per example and step")
+    gradient_estimator: str = option(
+        "reparameterization",
+        "how the gradient through z ~ q(z|x) is estimated: score_function needs the elbo "
+        "objective, dreg the iwae one",
+        choices=estimators.registry.names,
+    )
     activation: str = option("relu", "hidden activation, a Keras activation name")
     beta: float = option(1.0, "KL weight of the elbo objective")
     kl_warmup_epochs: int | None = option(
@@ -207,6 +213,10 @@ class TrainConfig:
                 f"objective={self.objective!r}"
             )
         _check_activation(self.activation)
+        objective = objectives.ELBO(self.free_bits) if self.objective == "elbo" else None
+        estimators.get(self.gradient_estimator).check(
+            objective or objectives.get(self.objective), "analytic"
+        )
 
     def resolve(self, recipe) -> "TrainConfig":
         """This config with every None field filled in from `recipe` (a

@@ -29,6 +29,7 @@ from tfvae import (
     conditions,
     data_checks,
     dtypes,
+    estimators,
     inference,
     likelihoods,
     networks,
@@ -39,12 +40,18 @@ from tfvae import (
     schedules,
     validation,
 )
+from tfvae.estimators import Surrogate
 from tfvae.objectives import LatentTerms
 
 tfd = tfp.distributions
 
 # The families' modules import without Keras; the model saves them, so Keras must know them.
-for _families in (likelihoods.registry, posteriors.registry, objectives.registry):
+for _families in (
+    likelihoods.registry,
+    posteriors.registry,
+    objectives.registry,
+    estimators.registry,
+):
     _families.register_with_keras()
 
 METRIC_NAMES = ("loss", "elbo", "reconstruction", "kl")
@@ -80,6 +87,11 @@ class VAE(keras.Model):
         condition_shape: shape of a condition y (e.g. `(10,)` for one-hot labels) that
             enters both networks as `condition=` (a conditional VAE, p(x|z, y) q(z|x, y));
             None for an unconditional model. Train with `fit((x, y))`.
+        gradient_estimator: how `fit` estimates the objective's gradient through z ~ q:
+            `"reparameterization"`, `"score_function"` (`"elbo"` objective) or `"dreg"`
+            (`"iwae"` objective), a name from `tfvae.estimators.registry`, or an instance
+            such as `tfvae.estimators.ScoreFunction(baseline="nvil")`. A score-function
+            baseline is a layer of the model (`gradient_baseline`), saved with it.
         **kwargs: passed to `keras.Model` (e.g. `name`).
 
     Raises:
@@ -101,6 +113,7 @@ class VAE(keras.Model):
         objective="elbo",
         seed=None,
         condition_shape=None,
+        gradient_estimator="reparameterization",
         **kwargs,
     ):
         for argument, layer in (("encoder", encoder), ("decoder", decoder)):
@@ -119,6 +132,8 @@ class VAE(keras.Model):
         posterior = posteriors.get(posterior)
         objective = objectives.get(objective)
         beta_schedule, beta_value = _checked_beta(beta, objective)
+        gradient_estimator = estimators.get(gradient_estimator)
+        gradient_estimator.check(objective, kl)
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -129,6 +144,8 @@ class VAE(keras.Model):
         self.kl = kl
         self.num_samples = num_samples
         self.objective = objective
+        self.gradient_estimator = gradient_estimator
+        self.gradient_baseline = gradient_estimator.make_baseline(seed)
         # The KL weight is a variable the compiled step reads (a Python float would be
         # frozen at trace time), or a schedule of optimizer.iterations; saved either way.
         self._beta_schedule = beta_schedule
@@ -179,6 +196,8 @@ class VAE(keras.Model):
             self.encoder.build((None, *self.data_shape))
         if not self.decoder.built:
             self.decoder.build((None, self.latent_dim))
+        if self.gradient_baseline is not None and not self.gradient_baseline.built:
+            self.gradient_baseline.build((None, *self.data_shape))
         if not self.prior_layer.built:
             self.prior_layer.build((self.latent_dim,))
         elif self.prior_layer.latent_dim != self.latent_dim:
@@ -334,8 +353,10 @@ class VAE(keras.Model):
 
     # ------------------------------------------------------------------ the ELBO
 
-    def _latent_terms(self, x, num_samples, seed, training=False, condition=None) -> LatentTerms:
-        """Log densities at `num_samples` reparameterized latents per example.
+    def _latent_terms(
+        self, x, num_samples, seed, training=False, condition=None, estimator=None
+    ) -> LatentTerms:
+        """Log densities at `num_samples` latents per example.
 
         Args:
             x: `(batch_size, *data_shape)` float data in the likelihood's support.
@@ -343,30 +364,43 @@ class VAE(keras.Model):
             seed: `(2,)` integer stateless seed of the posterior noise.
             training: passed to the encoder and decoder.
             condition: the condition y of a conditional model.
+            estimator: the gradient estimator the terms are differentiated for (see
+                `latent_terms_given`).
 
         Returns:
             `LatentTerms` with `(L, batch_size)` log densities and the `(batch_size,)` KL.
         """
         x = tf.cast(x, dtypes.log_prob_dtype(self.encoder.compute_dtype))
         params = self.posterior_parameters(x, condition, training=training)
-        return self.latent_terms_given(x, params, num_samples, seed, training, condition)
+        return self.latent_terms_given(x, params, num_samples, seed, training, condition, estimator)
 
     def latent_terms_given(
-        self, x, params, num_samples, seed, training=False, condition=None
+        self, x, params, num_samples, seed, training=False, condition=None, estimator=None
     ) -> LatentTerms:
         """`LatentTerms` for x under a given posterior, its named `params` (batch `B`).
 
         The training step passes the encoder's parameters; inference utilities pass
-        their own (refined per point, or reused across chunks of samples).
+        their own (refined per point, or reused across chunks of samples). The values do
+        not depend on `estimator` (a `tfvae.estimators.GradientEstimator`, default
+        reparameterization), only their gradients: z is held constant for one that is
+        not `reparameterized`, and log q(z|x) sees constant parameters for one that
+        `stops_posterior_in_log_q`.
         """
+        estimator = estimator or _REPARAMETERIZATION
         q = self.posterior.distribution(params)
         x = tf.cast(x, q.dtype)  # float32, or float64 for an encoder computing in float64
         z = self.posterior_samples(params, num_samples, seed)  # [L, B, D]
+        if not estimator.reparameterized:
+            z = tf.stop_gradient(z)
         log_likelihood = self.decode(z, condition, training=training).log_prob(x)  # [L, B]
         p = self.prior
         log_prior = p.log_prob(z)  # [L, B]
-        log_posterior = q.log_prob(z)  # [L, B]
+        q_of_z = q
+        if estimator.stops_posterior_in_log_q:
+            q_of_z = self.posterior.distribution(tf.nest.map_structure(tf.stop_gradient, params))
+        log_posterior = q_of_z.log_prob(z)  # [L, B]
         kl = self._analytic_kl(q, p) if self.kl == "analytic" else None
+        kl_is_analytic = kl is not None
         if kl is None:
             kl = tf.reduce_mean(log_posterior - log_prior, axis=0)
         kl_per_dimension = self.kl_per_dimension(params, z)
@@ -376,7 +410,9 @@ class VAE(keras.Model):
                 "and prior that factorize over latent dimensions. Received: posterior="
                 f"{self.posterior.family!r}, prior={self.prior_layer.family!r}"
             )
-        return LatentTerms(log_likelihood, log_prior, log_posterior, kl, kl_per_dimension)
+        return LatentTerms(
+            log_likelihood, log_prior, log_posterior, kl, kl_per_dimension, kl_is_analytic
+        )
 
     def posterior_samples(self, params, num_samples, seed) -> tf.Tensor:
         """`(num_samples, batch_size, latent_dim)` reparameterized z ~ q(z|x) under the
@@ -437,12 +473,72 @@ class VAE(keras.Model):
 
     def _per_example_metrics(self, x, seed, training, condition, beta) -> dict[str, tf.Tensor]:
         terms = self._latent_terms(x, self.num_samples, seed, training, condition)
+        return self._metrics_of(terms, beta)
+
+    def _metrics_of(self, terms: LatentTerms, beta) -> dict[str, tf.Tensor]:
         return {
             "loss": self.objective.loss(terms, beta),
             "elbo": terms.elbo,
             "reconstruction": terms.reconstruction,
             "kl": terms.kl,
         }
+
+    def surrogate(
+        self,
+        x,
+        seed,
+        beta=None,
+        condition=None,
+        estimator=None,
+        baseline=None,
+        num_samples=None,
+    ) -> tuple[dict[str, tf.Tensor], Surrogate]:
+        """The training step's metrics and the surrogate losses it differentiates.
+
+        Args:
+            x: `(batch_size, *data_shape)` data in the likelihood's support.
+            seed: `(2,)` stateless seed of the posterior noise.
+            beta: the KL weight (default: `current_beta()`).
+            condition: the condition y of a conditional model.
+            estimator: a `tfvae.estimators` name or instance; default the model's own
+                `gradient_estimator`, with its `gradient_baseline`.
+            baseline: the baseline layer of a given `estimator` (see
+                `GradientEstimator.make_baseline`), or None.
+            num_samples: latent samples L per example (default: the model's).
+
+        Returns:
+            `(metrics, surrogate)`: the per-example `loss` (the objective's), `elbo`,
+            `reconstruction` and `kl`, each `(batch_size,)`, and the estimator's
+            `tfvae.estimators.Surrogate`. The networks run with `training=True`.
+        """
+        if estimator is None:
+            estimator, baseline = self.gradient_estimator, self.gradient_baseline
+        else:
+            estimator = estimators.get(estimator)
+            estimator.check(self.objective, self.kl)
+        beta = self.current_beta() if beta is None else beta
+        num_samples = self.num_samples if num_samples is None else num_samples
+        terms = self._latent_terms(x, num_samples, seed, True, condition, estimator)
+        baseline_values = None if baseline is None else baseline(x)  # [B]
+        surrogate = estimator.surrogate(self.objective, terms, beta, baseline_values)
+        return self._metrics_of(terms, beta), surrogate
+
+    def surrogate_gradients(self, tape, loss, encoder_loss=None) -> list:
+        """Gradients of a `Surrogate`'s scalar losses for `trainable_variables`, in order:
+        `encoder_loss`'s for the encoder's variables when it is given, `loss`'s for all
+        others (all of them without it)."""
+        variables = self.trainable_variables
+        if encoder_loss is None:
+            return tape.gradient(loss, variables)
+        encoder_ids = {id(variable) for variable in self.encoder.trainable_variables}
+        groups = (
+            (encoder_loss, [v for v in variables if id(v) in encoder_ids]),
+            (loss, [v for v in variables if id(v) not in encoder_ids]),
+        )
+        by_id = {}
+        for target, group in groups:
+            by_id.update(zip(map(id, group), tape.gradient(target, group), strict=True))
+        return [by_id[id(variable)] for variable in variables]
 
     # ------------------------------------------------------------ Keras integration
 
@@ -539,19 +635,29 @@ class VAE(keras.Model):
         return seed
 
     def _loss_and_gradients(self, x, condition, sample_weight, seed, beta):
-        """Per-replica forward and backward pass: (per-example metrics, gradients)."""
-        with tf.GradientTape() as tape:
-            per_example = self._per_example_metrics(x, seed, True, condition, beta)
-            losses = per_example["loss"]  # [B]
-            if sample_weight is not None:
-                losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
-            # Keras's convention: sum(w * loss) / batch_size, so the gradient does not depend
-            # on how the weights are normalized; the `loss` metric is the weighted mean
-            # sum(w * loss) / sum(w). Divided by the replicas: the optimizer sums them.
+        """Per-replica forward and backward pass: (per-example metrics, gradients).
+
+        The metrics hold the estimator's `learning_signal` too when it has one.
+        """
+        split = self.gradient_estimator.separates_encoder_loss
+        with tf.GradientTape(persistent=split) as tape:
+            per_example, surrogate = self.surrogate(x, seed, beta, condition)
             replicas = tf.distribute.get_replica_context().num_replicas_in_sync
-            loss = tf.reduce_mean(losses) / replicas
-            scaled_loss = self.optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, self.trainable_variables)
+
+            def step_loss(losses):  # [B] -> the scalar the optimizer's gradient is of
+                if sample_weight is not None:
+                    losses = losses * tf.cast(tf.reshape(sample_weight, [-1]), losses.dtype)
+                # Keras's convention: sum(w * loss) / batch_size, so the gradient does not
+                # depend on how the weights are normalized; the `loss` metric is the
+                # weighted mean sum(w * loss) / sum(w). Divided by the replicas: the
+                # optimizer sums them.
+                return self.optimizer.scale_loss(tf.reduce_mean(losses) / replicas)
+
+            loss = step_loss(surrogate.loss)
+            encoder_loss = step_loss(surrogate.encoder_loss) if split else None
+        gradients = self.surrogate_gradients(tape, loss, encoder_loss)
+        if surrogate.learning_signal is not None:
+            per_example["learning_signal"] = surrogate.learning_signal
         return per_example, gradients
 
     def train_step(self, data):
@@ -561,6 +667,8 @@ class VAE(keras.Model):
             x, condition, sample_weight, self._step_seed(self.seed_generator.next()), beta
         )
         self.optimizer.apply(gradients, self.trainable_variables)
+        if self.gradient_baseline is not None:  # after the step: b must not see its own z
+            self.gradient_baseline.update(per_example["learning_signal"])
         return {**self._update_metrics(per_example, sample_weight), "beta": beta}
 
     def test_step(self, data):
@@ -681,6 +789,7 @@ class VAE(keras.Model):
             objective=serialize(self.objective),
             seed=self.seed,
             condition_shape=None if self.condition_shape is None else list(self.condition_shape),
+            gradient_estimator=serialize(self.gradient_estimator),
         )
         return config
 
@@ -690,6 +799,9 @@ class VAE(keras.Model):
         for key in ("encoder", "decoder"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+_REPARAMETERIZATION = estimators.Reparameterization()
 
 
 def _checked_beta(beta, objective) -> tuple[schedules.BetaSchedule | None, float]:

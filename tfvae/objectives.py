@@ -33,6 +33,8 @@ class LatentTerms(NamedTuple):
         kl_per_dimension: `(batch_size, latent_dim)` KL(q(z_d|x) || p(z_d)) of each latent
             dimension, summing to `kl`, when q and p both factorize over dimensions;
             else None.
+        kl_is_analytic: whether `kl` (and `kl_per_dimension`) are closed forms, which do
+            not depend on the samples, rather than Monte Carlo means over them.
     """
 
     log_likelihood: tf.Tensor
@@ -40,6 +42,7 @@ class LatentTerms(NamedTuple):
     log_posterior: tf.Tensor
     kl: tf.Tensor
     kl_per_dimension: tf.Tensor | None = None
+    kl_is_analytic: bool = False
 
     @property
     def reconstruction(self) -> tf.Tensor:
@@ -74,6 +77,16 @@ class Objective(Family):
         """The `(batch_size,)` loss; `beta` is the KL weight, a float or scalar tensor."""
         raise NotImplementedError
 
+    def sample_losses(self, terms: LatentTerms, beta) -> tf.Tensor:
+        """`(num_samples, batch_size)` per-sample losses l_l, each a function of its own
+        z_l only, whose mean over samples is `loss` up to terms that do not depend on the
+        samples: the learning signal of a score-function estimator.
+
+        Raises:
+            NotImplementedError: for an objective that couples its samples (IWAE).
+        """
+        raise NotImplementedError(f"The {self.family!r} objective couples its samples.")
+
 
 registry = Registry("objective", Objective)
 
@@ -107,6 +120,16 @@ class ELBO(Objective):
             clamped = tf.reduce_sum(tf.maximum(batch_kl, self.free_bits))  # []
             kl = tf.broadcast_to(clamped, tf.shape(terms.kl))  # [B]
         return -(terms.reconstruction - tf.cast(beta, kl.dtype) * kl)
+
+    def sample_losses(self, terms, beta):
+        """-log p(x|z_l), plus beta (log q(z_l|x) - log p(z_l)) when the KL is a Monte
+        Carlo mean over the same samples. Free bits with a Monte Carlo KL couple the
+        batch's samples and are not covered (`ScoreFunction.check` refuses them)."""
+        losses = -terms.log_likelihood  # [L, B]
+        if not terms.kl_is_analytic:
+            beta = tf.cast(beta, losses.dtype)
+            losses += beta * (terms.log_posterior - terms.log_prior)
+        return losses
 
     def get_config(self):
         return {"free_bits": self.free_bits}

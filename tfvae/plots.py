@@ -117,3 +117,94 @@ def zoomed_grid(images, data_range=(0.0, 1.0), columns=None) -> np.ndarray:
 def save_image_grid(path, images, data_range=(0.0, 1.0), columns=None) -> Path:
     """Writes `images` `(n, height, width, channels)` as a PNG grid, zoomed to be seen."""
     return save_png(path, zoomed_grid(images, data_range, columns))
+
+
+def log_log_chart(
+    series: dict,
+    x_label: str = "",
+    y_label: str = "",
+    width: int = 560,
+    height: int = 400,
+    marker: int = 7,
+) -> tuple[np.ndarray, dict]:
+    """Draws lines through positive (x, y) points on log-log axes, one colour per series.
+
+    Layout: the plot area spans columns [80, width - 20] and rows [20, height - 50]; the
+    logs of the data's range, widened to whole decades, fill it, x increasing to the right
+    and y upwards. Series k is drawn in `PALETTE[k % 10]` as straight segments between its
+    points and a `marker` x `marker` square centred on each point (drawn last, so a point's
+    centre pixel has its series' colour unless a later series' marker covers it), and is
+    named in a legend at the top left. Decades are ticked and labelled (`1e-3`) on both
+    axes.
+
+    Args:
+        series: label -> `(xs, ys)`, each a sequence of positive finite numbers of one
+            length (at least 1).
+        x_label: caption under the x axis.
+        y_label: caption above the y axis.
+        width: the picture's width in pixels (>= 200).
+        height: the picture's height in pixels (>= 150).
+        marker: side of each point's square in pixels, a positive odd integer.
+
+    Returns:
+        `(image, positions)`: uint8 `(height, width, 3)` RGB on white, and label ->
+        `(num_points, 2)` integer (column, row) of each point's centre.
+
+    Raises:
+        ValueError: for no series, points that are not positive and finite, or series
+            whose xs and ys differ in length.
+    """
+    from PIL import Image, ImageDraw
+
+    if not series:
+        raise ValueError("Expected at least one series to draw. Received: series={}")
+    if width < 200 or height < 150 or marker < 1 or marker % 2 == 0:
+        raise ValueError(
+            "Expected width >= 200, height >= 150 and a positive odd marker. Received: "
+            f"width={width}, height={height}, marker={marker}"
+        )
+    logs = {}
+    for label, (xs, ys) in series.items():
+        points = np.asarray([xs, ys], dtype=np.float64).T  # [N, 2]
+        if points.ndim != 2 or len(points) == 0 or not np.all(np.isfinite(points) & (points > 0)):
+            raise ValueError(
+                f"Expected positive finite xs and ys of one length for series {label!r}. "
+                f"Received: xs={list(xs)}, ys={list(ys)}"
+            )
+        logs[label] = np.log10(points)
+    stacked = np.concatenate(list(logs.values()))
+    low = np.floor(stacked.min(axis=0))
+    high = np.maximum(np.ceil(stacked.max(axis=0)), low + 1)  # whole decades, at least one
+    left, right, top, bottom = 80, width - 20, 20, height - 50
+
+    def position(log_points):  # [N, 2] -> [N, 2] (column, row)
+        fraction = (log_points - low) / (high - low)
+        columns = left + np.rint(fraction[:, 0] * (right - left))
+        rows = bottom - np.rint(fraction[:, 1] * (bottom - top))
+        return np.stack([columns, rows], axis=1).astype(np.int64)
+
+    image = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    black, grey = (0, 0, 0), (210, 210, 210)
+    for decade in range(int(low[0]), int(high[0]) + 1):
+        column = int(position(np.array([[decade, low[1]]]))[0, 0])
+        draw.line([(column, top), (column, bottom)], fill=grey)
+        draw.text((column - 12, bottom + 6), f"1e{decade}", fill=black)
+    for decade in range(int(low[1]), int(high[1]) + 1):
+        row = int(position(np.array([[low[0], decade]]))[0, 1])
+        draw.line([(left, row), (right, row)], fill=grey)
+        draw.text((left - 44, row - 5), f"1e{decade}", fill=black)
+    draw.rectangle([(left, top), (right, bottom)], outline=black)
+    draw.text(((left + right) // 2 - 3 * len(x_label), height - 22), x_label, fill=black)
+    draw.text((8, 4), y_label, fill=black)
+    positions = {label: position(points) for label, points in logs.items()}
+    half = marker // 2
+    for index, (label, centres) in enumerate(positions.items()):
+        colour = tuple(int(c) for c in PALETTE[index % len(PALETTE)])
+        draw.line([tuple(map(int, centre)) for centre in centres], fill=colour, width=2)
+        draw.text((left + 10, top + 8 + 14 * index), f"- {label}", fill=colour)
+    for index, centres in enumerate(positions.values()):
+        colour = tuple(int(c) for c in PALETTE[index % len(PALETTE)])
+        for column, row in centres:
+            draw.rectangle([(column - half, row - half), (column + half, row + half)], fill=colour)
+    return np.asarray(image), positions

@@ -27,6 +27,7 @@ import keras
 import numpy as np
 
 from tfvae import (
+    atomic,
     callbacks,
     checkpoints,
     data,
@@ -198,6 +199,7 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
         num_samples=config.num_samples,
         beta=beta,
         seed=config.seed,
+        gradient_estimator=config.gradient_estimator,
     )
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
@@ -560,3 +562,76 @@ def impute(
     middle = np.float32(sum(recipe.data_range) / 2)
     rows = np.concatenate([x, np.where(missing, middle, x), completed])
     return plots.save_image_grid(out, rows, data_range=recipe.data_range, columns=len(x))
+
+
+def gradients(
+    model_dir,
+    out,
+    estimators=None,
+    samples=(1, 2, 5, 10, 20, 50),
+    num_draws: int = 100,
+    batch_size: int = 100,
+    seed: int = 0,
+    dataset: str | None = None,
+    data_dir: str | None = None,
+    split: str = "train",
+) -> dict:
+    """Measures the gradient estimators of a trained model and draws variance against L.
+
+    On the first `batch_size` examples of the split (through the model's recipe),
+    `tfvae.diagnostics.variance_by_samples` draws each estimator's gradient `num_draws`
+    times at each number of latent samples L in `samples`. `out` (a PNG) gets the
+    encoder's gradient variance (the trace of its covariance) against L on log-log axes,
+    one line per estimator (`plots.log_log_chart`); `out` with the suffix `.json` gets
+    the plotted values and every statistic, which this function also returns:
+    `{"png", "json", "series": {name: {"num_samples": [...], "encoder_variance": [...]}},
+    "statistics": {name: [EstimatorStatistics.as_dict() per L]}}`.
+
+    Args:
+        model_dir: a folder written by `train`.
+        out: the PNG file to write.
+        estimators: names from `tfvae.estimators.registry` (default: those that suit the
+            model's objective).
+        samples, num_draws, seed: as `variance_by_samples`.
+        batch_size: the examples of the measured batch.
+        dataset, data_dir, split: the data (default: the training data's train split).
+
+    Raises:
+        ValueError: for bad arguments (named), an estimator that does not suit the
+            model's objective, or a split with fewer than `batch_size` examples.
+        FileNotFoundError: when `model_dir` is not a model folder.
+    """
+    from tfvae import diagnostics
+
+    batch_size = validation.positive_int(batch_size, "batch_size")
+    validation.one_of(split, SPLITS, "split")
+    model, recipe, config = load(model_dir)
+    x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
+    if len(x) < batch_size:
+        raise ValueError(
+            f"Expected at least batch_size={batch_size} examples in the {split} split. "
+            f"Received: {len(x)}"
+        )
+    x = model_input(x[:batch_size], recipe, seed=seed)
+    measured = diagnostics.variance_by_samples(model, x, samples, estimators, num_draws, seed)
+    series = {
+        name: {
+            "num_samples": [s.num_samples for s in runs],
+            "encoder_variance": [s.encoder.variance for s in runs],
+        }
+        for name, runs in measured.items()
+    }
+    image, _ = plots.log_log_chart(
+        {name: (v["num_samples"], v["encoder_variance"]) for name, v in series.items()},
+        x_label="latent samples L per example",
+        y_label="encoder gradient variance (trace of the covariance)",
+    )
+    png = plots.save_png(out, image)
+    result = {
+        "png": str(png),
+        "json": str(png.with_suffix(".json")),
+        "series": series,
+        "statistics": {name: [s.as_dict() for s in runs] for name, runs in measured.items()},
+    }
+    atomic.write_text(result["json"], json.dumps(result, indent=2))
+    return result

@@ -24,6 +24,7 @@ TRAIN_FLAGS = {
     "--lr-schedule",
     "--objective",
     "--num-samples",
+    "--gradient-estimator",
     "--activation",
     "--beta",
     "--kl-warmup-epochs",

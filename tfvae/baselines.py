@@ -91,7 +91,7 @@ class LearnedBaseline(Baseline):
 
     def call(self, x):
         hidden = self.hidden(self.flatten(tf.cast(x, self.compute_dtype)))  # [B, H]
-        return self.running_average() + tf.cast(self.output_layer(hidden)[:, 0], tf.float32)
+        return self.running_average() + tf.cast(self.output_layer(hidden)[:, 0], self.average.dtype)
 
     def get_config(self):
         return {**super().get_config(), "hidden_units": self.hidden_units, "seed": self.seed}

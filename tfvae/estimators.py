@@ -174,6 +174,8 @@ class ScoreFunction(GradientEstimator):
 
     def surrogate(self, objective, terms, beta, baseline=None):
         signal = tf.stop_gradient(objective.sample_losses(terms, beta))  # [L, B]
+        if baseline is not None:
+            baseline = tf.cast(baseline, signal.dtype)  # [B]
         centred = signal if baseline is None else signal - tf.stop_gradient(baseline)
         score = tf.reduce_mean(centred * terms.log_posterior, axis=0)  # [B]
         loss = objective.loss(terms, beta) + score

@@ -267,6 +267,9 @@ CONFIG_CASES = {
         prior=tfvae.priors.Mixture(num_components=2, seed=1),
         num_samples=3,
         beta=2.5,
+        gradient_estimator=tfvae.estimators.ScoreFunction(
+            baseline="nvil", decay=0.8, hidden_units=7
+        ),
     ),
     "conditional": dict(
         seed=5,
@@ -298,7 +301,7 @@ def test_config_round_trip_restores_every_argument(case):
     config = _as_stored(vae.get_config())
     restored = tfvae.VAE.from_config(config)
     for name, value in arguments.items():
-        if name in ("likelihood", "prior", "objective"):
+        if name in ("likelihood", "prior", "objective", "gradient_estimator"):
             assert _as_stored(restored.get_config()[name]) == config[name], name
         elif name == "posterior":
             assert restored.posterior.family == value
@@ -339,8 +342,24 @@ def test_a_train_step_applies_the_gradients_to_every_variable():
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "family",
-    [{}, {"posterior": "full_covariance"}, {"prior": "mixture"}, {"num_samples": 4}],
-    ids=["default", "full_covariance", "mixture_mc_kl", "four_samples"],
+    [
+        {},
+        {"posterior": "full_covariance"},
+        {"prior": "mixture"},
+        {"num_samples": 4},
+        {"gradient_estimator": "score_function", "num_samples": 2},
+        {"gradient_estimator": tfvae.estimators.ScoreFunction(baseline="nvil")},
+        {"gradient_estimator": "dreg", "objective": "iwae", "num_samples": 4},
+    ],
+    ids=[
+        "default",
+        "full_covariance",
+        "mixture_mc_kl",
+        "four_samples",
+        "score_function",
+        "score_function_nvil",
+        "dreg",
+    ],
 )
 def test_one_step_with_and_without_xla_agree(family):
     x = _digit_like_data()
@@ -591,6 +610,33 @@ def test_mirrored_strategy_gradient_is_the_global_batch_mean(mirrored):
     for step_mirrored, step_single in zip(steps[True], steps[False], strict=True):
         np.testing.assert_allclose(step_mirrored, step_single, rtol=1e-3, atol=1e-5)
     assert max(np.abs(step).max() for step in steps[False]) > 1e-3
+
+
+@pytest.mark.slow
+def test_mirrored_score_function_steps_and_baseline_match_one_device(mirrored):
+    """The moving-average baseline is a variable averaged across replicas: two replicas
+    under per-replica XLA end with the same weights and the same average as without XLA,
+    and the average is the decayed mean of the global batches' signals, which one device
+    on the whole batches gives up to the replicas' different noise (within 2%)."""
+    x = _digit_like_data(64)
+    results = {}
+    for strategy, jit_compile in ((mirrored, False), (mirrored, True), (None, False)):
+        with (strategy or tf.distribute.get_strategy()).scope():
+            vae = _small_vae(gradient_estimator="score_function")
+            vae.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
+        vae.fit(x, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        results[strategy, jit_compile] = (
+            vae.get_weights(),
+            float(vae.gradient_baseline.running_average()),
+            float(vae.gradient_baseline.steps.numpy()),
+        )
+    (weights_xla, average_xla, steps_xla) = results[mirrored, True]
+    (weights_plain, average_plain, steps_plain) = results[mirrored, False]
+    for a, b in zip(weights_xla, weights_plain, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert average_xla == pytest.approx(average_plain, rel=1e-5)
+    assert steps_xla == steps_plain == 4.0  # one update per global step, not per replica
+    assert average_plain == pytest.approx(results[None, False][1], rel=0.02)
 
 
 def test_each_replica_draws_its_own_training_noise(mirrored):

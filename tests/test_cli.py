@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.helpers import tree_snapshot, user_files
-from tfvae import cli, config, data, inference, schedules, validation, workflow
+from tfvae import cli, config, data, inference, plots, schedules, validation, workflow
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -178,6 +178,12 @@ def test_a_failed_train_leaves_the_previous_run_intact(trained, tmp_path, monkey
         (["evaluate", "no/such/folder"], "Expected a model folder written by 'tfvae train'"),
         (["sample", "no/such/folder"], "Expected a model folder"),
         (["evaluate", "x", "--refine-steps", "0"], "Expected refine_steps to be a positive"),
+        (["gradients", "no/such/folder"], "Expected a model folder"),
+        (["gradients", "x", "--batch-size", "0"], "Expected batch_size to be a positive"),
+        (
+            ["train", "--gradient-estimator", "dreg"],
+            "Expected objective='iwae' with gradient_estimator='dreg'",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_code_1(argv, message, capsys):
@@ -610,3 +616,44 @@ def test_train_with_the_categorical_likelihood_exports_and_samples_its_levels(
     x = sampler.sample(500, seed=0)
     levels = np.unique(x)
     assert set(levels) <= set(range(17)) and len(levels) > 8
+
+
+@pytest.mark.slow
+def test_gradients_plots_the_numbers_gradient_variance_gives(trained, tmp_path, capsys):
+    """The PNG's points are `gradient_variance`'s encoder variances, computed here again
+    on the same batch and seed: the JSON beside it holds the same numbers, the picture is
+    the chart of those numbers, and each point's centre pixel has its series' colour."""
+    from tfvae import diagnostics
+
+    out = tmp_path / "gradients.png"
+    argv = ["gradients", str(trained), "--samples", "1,4", "--num-draws", "5"]
+    assert cli.main([*argv, "--batch-size", "20", "--seed", "3", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    stored = json.loads(out.with_suffix(".json").read_text())
+    model, recipe, config_ = workflow.load(trained)
+    x, _ = data.load(config_.dataset, split="train")
+    x = workflow.model_input(x[:20], recipe, seed=3)
+    expected = {}
+    for num_samples in (1, 4):
+        measured = diagnostics.gradient_variance(
+            model, x, ["reparameterization", "score_function"], 5, num_samples, seed=3
+        )
+        for name, statistics in measured.items():
+            expected.setdefault(name, []).append(statistics.encoder.variance)
+            row = f"{name} {num_samples} {statistics.encoder.variance:.4g}"
+            assert row in " ".join(printed.split()), row
+    assert sorted(stored["series"]) == ["reparameterization", "score_function"]
+    for name, values in expected.items():
+        assert stored["series"][name]["num_samples"] == [1, 4]
+        np.testing.assert_allclose(stored["series"][name]["encoder_variance"], values, rtol=1e-5)
+    series = {name: ([1, 4], values) for name, values in expected.items()}
+    image, positions = plots.log_log_chart(
+        series,
+        x_label="latent samples L per example",
+        y_label="encoder gradient variance (trace of the covariance)",
+    )
+    picture = _png(out)
+    np.testing.assert_array_equal(picture, image)
+    for index, centres in enumerate(positions.values()):
+        for column, row in centres:
+            np.testing.assert_array_equal(picture[row, column], plots.PALETTE[index])

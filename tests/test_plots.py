@@ -59,3 +59,33 @@ def test_save_png_round_trips_grey_and_rgb(tmp_path):
             np.testing.assert_array_equal(np.asarray(image).reshape(grid.shape), grid)
     with pytest.raises(ValueError, match="uint8"):
         plots.save_png(tmp_path / "bad.png", np.zeros((2, 2, 1), dtype=np.float32))
+
+
+def test_log_log_chart_puts_each_point_where_its_logs_say():
+    """Decades 1e0..1e2 on x and 1e-1..1e3 on y fill the plot area [80, 540] x [20, 350]
+    of a 560 x 400 picture: a point's column is 80 + log10(x) / 2 * 460 and its row
+    350 - (log10(y) + 1) / 4 * 330, rounded; its marker has its series' colour."""
+    series = {"a": ([1, 10, 100], [1000, 10, 1]), "b": ([2, 30], [0.1, 5])}
+    image, positions = plots.log_log_chart(series)
+    assert image.shape == (400, 560, 3) and image.dtype == np.uint8
+    for index, (label, (xs, ys)) in enumerate(series.items()):
+        columns = np.rint(80 + np.log10(xs) / 2 * 460).astype(int)
+        rows = np.rint(350 - (np.log10(ys) + 1) / 4 * 330).astype(int)
+        np.testing.assert_array_equal(positions[label], np.stack([columns, rows], axis=1))
+        for column, row in zip(columns, rows, strict=True):
+            np.testing.assert_array_equal(image[row, column], plots.PALETTE[index])
+            # The 7 x 7 marker, not a lone pixel.
+            np.testing.assert_array_equal(image[row - 3, column + 3], plots.PALETTE[index])
+
+
+@pytest.mark.parametrize(
+    ("series", "message"),
+    [
+        ({}, "at least one series"),
+        ({"a": ([1, 2], [1, 0])}, "positive finite"),
+        ({"a": ([1, 2], [1])}, "one length"),
+    ],
+)
+def test_log_log_chart_refuses_what_it_cannot_draw(series, message):
+    with pytest.raises(ValueError, match=message):
+        plots.log_log_chart(series)

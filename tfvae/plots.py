@@ -165,7 +165,8 @@ def log_log_chart(
         )
     logs = {}
     for label, (xs, ys) in series.items():
-        points = np.asarray([xs, ys], dtype=np.float64).T  # [N, 2]
+        xs, ys = np.asarray(xs, dtype=np.float64), np.asarray(ys, dtype=np.float64)
+        points = np.stack([xs, ys], axis=-1) if xs.shape == ys.shape else np.zeros((0, 2))
         if points.ndim != 2 or len(points) == 0 or not np.all(np.isfinite(points) & (points > 0)):
             raise ValueError(
                 f"Expected positive finite xs and ys of one length for series {label!r}. "

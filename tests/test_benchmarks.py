@@ -112,3 +112,27 @@ def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     assert (tmp_path / "saved_models" / "tiny" / "model.keras").is_file()
     assert (tmp_path / "saved_models" / "tiny" / "1" / "saved_model.pb").is_file()
     assert (tmp_path / "export" / "tiny" / "manifest.json").is_file()
+
+
+@pytest.mark.slow
+def test_gradient_estimators_rows(tmp_path):
+    out = tmp_path / "gradients.json"
+    run("gradient_estimators.py", "--epochs", "1", "--draws", "3", "--ks", "1", "2", "--out", out)
+    results = json.loads(out.read_text())
+    assert [r["estimator"] for r in results["training"]] == [
+        "reparameterization",
+        "score_function",
+        "score_function_nvil",
+    ]
+    for weights in ("reparameterization run", "NVIL run"):
+        rows = [r for r in results["variance"] if r["weights"] == weights]
+        assert rows[0]["estimator"] == "reparameterization"
+        for row in rows:
+            assert row["ratio_to_reparameterization"] == pytest.approx(
+                row["encoder_variance"] / rows[0]["encoder_variance"]
+            )
+    assert [r["k"] for r in results["dreg_snr"]] == [1, 2]
+    for row in results["dreg_snr"]:
+        assert row["dreg_lead"] == pytest.approx(
+            row["dreg_encoder_snr"] / row["reparameterization_encoder_snr"]
+        )

@@ -30,6 +30,14 @@ def test_the_moving_average_is_the_bias_corrected_decayed_mean():
     np.testing.assert_allclose(values, np.full(4, float(baseline.running_average())))
 
 
+def test_sample_weights_weigh_the_batch_mean():
+    """A padded example (weight 0) does not move the average: sum(w s) / sum(w)."""
+    baseline = baselines.MovingAverageBaseline(0.5)
+    baseline.build((None, 3))
+    baseline.update(tf.constant([2.0, 4.0, 1000.0]), tf.constant([1.0, 3.0, 0.0]))
+    assert float(baseline.running_average()) == pytest.approx((2.0 + 12.0) / 4.0)
+
+
 def test_a_new_learned_baseline_is_its_moving_average_and_trains_its_own_network():
     baseline = baselines.LearnedBaseline(0.9, hidden_units=5, seed=0)
     x = tf.constant(np.random.default_rng(1).random((4, 8, 8, 1)), tf.float32)

@@ -44,9 +44,18 @@ class Baseline(keras.layers.Layer):
         correction = 1.0 - tf.pow(tf.constant(self.decay, self.average.dtype), self.steps)
         return tf.math.divide_no_nan(tf.convert_to_tensor(self.average), correction)
 
-    def update(self, learning_signal: tf.Tensor) -> None:
-        """Moves the average toward the batch mean of `learning_signal` `(batch_size,)`."""
-        batch_mean = tf.reduce_mean(tf.cast(learning_signal, self.average.dtype))
+    def update(self, learning_signal: tf.Tensor, sample_weight=None) -> None:
+        """Moves the average toward the batch mean of `learning_signal` `(batch_size,)`,
+        weighted by `sample_weight` `(batch_size,)` when given (as Keras weighs the loss
+        metric: sum(w * signal) / sum(w), 0 for a batch of zero weights)."""
+        signal = tf.cast(learning_signal, self.average.dtype)
+        if sample_weight is None:
+            batch_mean = tf.reduce_mean(signal)
+        else:
+            weights = tf.cast(tf.reshape(sample_weight, [-1]), signal.dtype)
+            batch_mean = tf.math.divide_no_nan(
+                tf.reduce_sum(weights * signal), tf.reduce_sum(weights)
+            )
         self.average.assign(self.decay * self.average + (1.0 - self.decay) * batch_mean)
         self.steps.assign_add(1.0)
 
@@ -65,6 +74,8 @@ class MovingAverageBaseline(Baseline):
 @keras.saving.register_keras_serializable(package="tfvae")
 class LearnedBaseline(Baseline):
     """b(x) = c + MLP(x): NVIL's input-dependent baseline on top of the moving average.
+
+    The MLP reads x only, also in a conditional model.
 
     Args:
         decay: the moving average's decay per step.

@@ -668,7 +668,7 @@ class VAE(keras.Model):
         )
         self.optimizer.apply(gradients, self.trainable_variables)
         if self.gradient_baseline is not None:  # after the step: b must not see its own z
-            self.gradient_baseline.update(per_example["learning_signal"])
+            self.gradient_baseline.update(per_example["learning_signal"], sample_weight)
         return {**self._update_metrics(per_example, sample_weight), "beta": beta}
 
     def test_step(self, data):

@@ -20,9 +20,9 @@ Estimators (`gradient_estimator=` name):
       on top of it (`"nvil"`, Mnih and Gregor 2014). Needs an objective that is a mean
       over samples (`"elbo"`).
     - `"dreg"`: the doubly reparameterized gradient of the IWAE bound (Tucker, Lawson, Gu
-      and Maddison 2019), whose encoder signal-to-noise ratio does not fall as the number
-      of samples k grows, unlike the plain reparameterized IWAE gradient's (Rainforth et
-      al. 2018). Needs `objective="iwae"`.
+      and Maddison 2019), whose encoder signal-to-noise ratio holds up as the number of
+      samples k grows (it grows as sqrt(k) for large k), where the plain reparameterized
+      IWAE gradient's falls (Rainforth et al. 2018). Needs `objective="iwae"`.
 
 Example:
     >>> vae = tfvae.VAE(encoder, decoder, latent_dim=8, gradient_estimator="score_function")

@@ -40,10 +40,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--draws", type=int, default=200, help="gradient draws per estimate")
     parser.add_argument("--ks", type=int, nargs="+", default=[1, 5, 50], help="IWAE samples")
     parser.add_argument("--out", help="JSON file (default: results/gradient_estimators.json)")
+    parser.add_argument(
+        "--no-xla", dest="jit_compile", action="store_false", help="compile without XLA"
+    )
     return parser.parse_args(argv)
 
 
-def _model(gradient_estimator, objective="elbo", num_samples=1):
+def _model(jit_compile, gradient_estimator, objective="elbo", num_samples=1):
     vae = tfvae.VAE(
         tfvae.networks.mlp_encoder((64,), seed=1),
         tfvae.networks.mlp_decoder((64,), seed=2),
@@ -54,7 +57,7 @@ def _model(gradient_estimator, objective="elbo", num_samples=1):
         objective=objective,
         num_samples=num_samples,
     )
-    vae.compile(keras.optimizers.Adam(3e-3), jit_compile=True)
+    vae.compile(keras.optimizers.Adam(3e-3), jit_compile=jit_compile)
     return vae
 
 
@@ -76,7 +79,7 @@ def main(argv=None) -> None:
 
     models, training = {}, []
     for name, estimator in ESTIMATORS.items():
-        models[name] = _model(estimator)
+        models[name] = _model(args.jit_compile, estimator)
         training.append({"estimator": name, **_train(models[name], x_train, x_test, args.epochs)})
     print(f"training: {args.epochs} epochs on the digits, test ELBO in nats per image")
     report.print_table(
@@ -119,7 +122,7 @@ def main(argv=None) -> None:
     columns = ["weights", "estimator", "encoder_variance", "encoder_snr", "decoder_variance"]
     report.print_table(variance, [*columns, "ratio_to_reparameterization"])
 
-    iwae = _model("reparameterization", "iwae", 5)
+    iwae = _model(args.jit_compile, "reparameterization", "iwae", 5)
     iwae_training = _train(iwae, x_train, x_test, args.epochs)
     dreg_snr = []
     for k in args.ks:
@@ -138,6 +141,7 @@ def main(argv=None) -> None:
         "machine": report.machine(),
         "epochs": args.epochs,
         "draws": args.draws,
+        "jit_compile": args.jit_compile,
         "training": training,
         "variance": variance,
         "iwae_training": iwae_training,

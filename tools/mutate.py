@@ -71,6 +71,10 @@ CORE = {
     "model": (["tfvae/model.py"], ["tests/test_model.py", GRADIENTS]),
     "inference": (["tfvae/inference.py"], ["tests/test_inference.py"]),
     "networks": (["tfvae/networks.py"], ["tests/test_networks.py"]),
+    "estimators": (
+        ["tfvae/estimators.py", "tfvae/baselines.py"],
+        ["tests/test_estimators.py", "tests/test_baselines.py"],
+    ),
 }
 
 

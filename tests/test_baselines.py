@@ -48,6 +48,43 @@ def test_a_new_learned_baseline_is_its_moving_average_and_trains_its_own_network
     assert len(baseline.non_trainable_variables) == 2  # the average and its step count
 
 
+def test_the_learned_baseline_is_the_average_plus_a_tanh_network():
+    """b(x) = c + w2 . tanh(W1 flat(x) + b1) + b2, in numpy, with non-zero output weights."""
+    baseline = baselines.LearnedBaseline(0.9, hidden_units=3, seed=0)
+    x = np.random.default_rng(2).random((5, 2, 2)).astype("float32")
+    baseline.build(x.shape)
+    baseline.update(tf.constant([1.5]))
+    w2 = np.array([[0.5], [-1.0], [2.0]], "float32")
+    baseline.output_layer.kernel.assign(w2)
+    baseline.output_layer.bias.assign(np.array([0.25], "float32"))
+    kernel, bias = baseline.hidden.kernel.numpy(), baseline.hidden.bias.numpy()
+    expected = 1.5 + np.tanh(x.reshape(5, 4) @ kernel + bias) @ w2[:, 0] + 0.25
+    np.testing.assert_allclose(baseline(tf.constant(x)), expected, rtol=1e-5)
+
+
+def test_the_learned_baselines_seed_fixes_its_initial_weights():
+    """Through the model too: the VAE's seed seeds its NVIL baseline."""
+    kernels = []
+    for seed in (3, 3, 4):
+        vae = tfvae.VAE(
+            tfvae.networks.mlp_encoder((4,)),
+            tfvae.networks.mlp_decoder((4,)),
+            latent_dim=2,
+            seed=seed,
+            gradient_estimator=tfvae.estimators.ScoreFunction(baseline="nvil", hidden_units=4),
+        )
+        vae.build((None, 8, 8, 1))
+        kernels.append(vae.gradient_baseline.hidden.kernel.numpy())
+    np.testing.assert_array_equal(kernels[0], kernels[1])
+    assert not np.allclose(kernels[0], kernels[2])
+
+
+def test_the_baselines_are_saved_under_their_registered_names():
+    """.keras files name the classes so; renaming would orphan saved models."""
+    for cls in (baselines.MovingAverageBaseline, baselines.LearnedBaseline):
+        assert keras.saving.get_registered_name(cls) == f"tfvae>{cls.__name__}"
+
+
 @pytest.mark.slow
 def test_the_baseline_state_saves_and_loads_with_the_model(tmp_path):
     x = (np.random.default_rng(0).random((64, 8, 8, 1)) < 0.3).astype("float32")

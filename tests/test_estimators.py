@@ -341,10 +341,66 @@ def test_the_nvil_baseline_learns_only_from_its_own_loss():
 
 
 def test_suitable_lists_the_estimators_of_each_objective():
-    assert estimators.suitable(tfvae.objectives.ELBO()) == ["reparameterization", "score_function"]
+    both = ["reparameterization", "score_function"]
+    assert estimators.suitable(tfvae.objectives.ELBO()) == both
+    assert estimators.suitable(tfvae.objectives.ELBO(), "mc") == both
     assert estimators.suitable(tfvae.objectives.IWAE()) == ["dreg", "reparameterization"]
     free_bits = tfvae.objectives.ELBO(free_bits=0.5)
+    assert estimators.suitable(free_bits, "analytic") == both
     assert estimators.suitable(free_bits, "mc") == ["reparameterization"]
+
+
+@pytest.mark.parametrize(
+    ("estimator", "objective"),
+    [("score_function", "elbo"), ("dreg", "iwae"), ("reparameterization", "elbo")],
+)
+def test_each_examples_surrogate_depends_on_its_own_draws_only(estimator, objective):
+    """With L = 3 samples per example: every per-example output has shape (rows,), the
+    gradient of example 0's surrogate reaches only example 0's parameters, and the
+    score function's learning signal is the mean over its samples of -log p(x|z_l),
+    computed here in numpy from the same noise (the KL is analytic). Its NVIL term's
+    gradient for the baseline's output bias is example 0's own, -2 (signal_0 - b(x_0))."""
+    rows, seed = 6, tf.constant((3, 4), tf.int64)
+    if estimator == "score_function":
+        estimator = estimators.ScoreFunction(baseline="nvil", hidden_units=4)
+    vae = _toy(estimator, objective, num_samples=3, rows=rows)
+    x = tf.constant(np.tile(X, (rows, 1)))
+    with tf.GradientTape(persistent=True) as tape:
+        _, surrogate = vae.surrogate(x, seed, beta=1.0)
+        first_loss = surrogate.loss[0]
+        first = first_loss if surrogate.encoder_loss is None else surrogate.encoder_loss[0]
+    for output in surrogate:
+        assert output is None or output.shape == (rows,)
+    gradient = tape.gradient(first, vae.encoder.raw).numpy()  # [rows, 2 D]
+    assert np.all(gradient[0] != 0) and np.all(gradient[1:] == 0)
+    if vae.gradient_baseline is not None:
+        noise = tfvae.random.standard_normal([3, rows, D], seed, tf.float64).numpy()
+        expected = -_log_f(MU + SIGMA * noise).mean(axis=0)  # [rows]
+        np.testing.assert_allclose(surrogate.learning_signal, expected, rtol=1e-10)
+        bias = vae.gradient_baseline.output_layer.bias
+        b_0 = float(vae.gradient_baseline(x[:1])[0])
+        own = -2 * (expected[0] - b_0)
+        assert float(tape.gradient(first_loss, bias)[0]) == pytest.approx(own, rel=1e-8)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [estimators.ScoreFunction(baseline="nvil", hidden_units=4), "dreg", "reparameterization"],
+    ids=["score_function_nvil", "dreg", "reparameterization"],
+)
+def test_fit_takes_steps_with_each_estimator(estimator):
+    """Two steps of `fit` (no XLA): every trainable variable moves, and a baseline's
+    average is updated once per step."""
+    objective = "iwae" if estimator == "dreg" else "elbo"
+    vae = _digits_vae(estimator, objective, num_samples=2)
+    vae.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=False)
+    x = np.random.default_rng(3).random((32, 8, 8)).round()
+    before = [v.numpy().copy() for v in vae.trainable_variables]
+    vae.fit(x, batch_size=16, epochs=1, shuffle=False, verbose=0)
+    for variable, initial in zip(vae.trainable_variables, before, strict=True):
+        assert not np.array_equal(variable.numpy(), initial), variable.path
+    if vae.gradient_baseline is not None:
+        assert float(vae.gradient_baseline.steps.numpy()) == 2.0
 
 
 @pytest.mark.parametrize(

@@ -615,6 +615,7 @@ def test_mirrored_strategy_gradient_is_the_global_batch_mean(mirrored):
 def test_mirrored_score_function_steps_and_baseline_match_one_device(mirrored):
     """The moving-average baseline is a variable averaged across replicas: two replicas
     under per-replica XLA end with the same weights and the same average as without XLA,
+    the same in both replicas' copies,
     and the average is the decayed mean of the global batches' signals, which one device
     on the whole batches gives up to the replicas' different noise (within 2%)."""
     x = _digit_like_data(64)
@@ -624,6 +625,9 @@ def test_mirrored_score_function_steps_and_baseline_match_one_device(mirrored):
             vae = _small_vae(gradient_estimator="score_function")
             vae.compile(optimizer=keras.optimizers.SGD(0.01), jit_compile=jit_compile)
         vae.fit(x, batch_size=32, epochs=2, shuffle=False, verbose=0)
+        if strategy is not None:  # each replica's copy holds the one average
+            copies = strategy.experimental_local_results(vae.gradient_baseline.average.value)
+            assert len(copies) == 2 and float(copies[0]) == float(copies[1])
         results[strategy, jit_compile] = (
             vae.get_weights(),
             float(vae.gradient_baseline.running_average()),

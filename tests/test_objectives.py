@@ -98,3 +98,28 @@ def test_free_bits_is_validated_and_serialized():
         }
     )
     assert restored.free_bits == 0.25 and restored.needs_kl_per_dimension
+
+
+@pytest.mark.parametrize("beta", [0.3, 2.0])
+@pytest.mark.parametrize("analytic", [True, False])
+def test_elbo_sample_losses_are_the_per_sample_integrand(rng, beta, analytic):
+    """-log p(x|z_l), plus beta (log q - log p) when the KL is a Monte Carlo mean; either
+    way their mean over samples is the loss, up to the analytic KL, which does not depend
+    on the samples."""
+    terms, (log_lik, log_prior, log_post, kl) = latent_terms(rng)
+    terms = terms._replace(kl_is_analytic=analytic)
+    if not analytic:  # the Monte Carlo KL the model would have computed
+        kl = (log_post - log_prior).mean(axis=0)
+        terms = terms._replace(kl=tf.constant(kl, tf.float32))
+    losses = objectives.ELBO().sample_losses(terms, beta).numpy()
+    expected = -log_lik + (0.0 if analytic else beta * (log_post - log_prior))
+    np.testing.assert_allclose(losses, expected, rtol=1e-5)
+    loss = objectives.ELBO().loss(terms, beta).numpy()
+    offset = beta * kl if analytic else 0.0
+    np.testing.assert_allclose(losses.mean(axis=0) + offset, loss, rtol=1e-5)
+
+
+def test_iwae_has_no_per_sample_losses(rng):
+    terms, _ = latent_terms(rng)
+    with pytest.raises(NotImplementedError, match="couples its samples"):
+        objectives.IWAE().sample_losses(terms, 1.0)

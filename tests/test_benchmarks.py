@@ -119,7 +119,7 @@ def test_gradient_estimators_rows(tmp_path):
     out = tmp_path / "gradients.json"
     run(
         "gradient_estimators.py",
-        *("--epochs", "1", "--draws", "3", "--ks", "1", "2", "--no-xla", "--out", out),
+        *("--epochs", "1", "--draws", "2", "--ks", "1", "2", "--no-xla", "--out", out),
     )
     results = json.loads(out.read_text())
     assert [r["estimator"] for r in results["training"]] == [

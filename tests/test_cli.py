@@ -626,17 +626,17 @@ def test_gradients_plots_the_numbers_gradient_variance_gives(trained, tmp_path, 
     from tfvae import diagnostics
 
     out = tmp_path / "gradients.png"
-    argv = ["gradients", str(trained), "--samples", "1,4", "--num-draws", "5"]
-    assert cli.main([*argv, "--batch-size", "20", "--seed", "3", "--out", str(out)]) == 0
+    argv = ["gradients", str(trained), "--samples", "1,4", "--num-draws", "3"]
+    assert cli.main([*argv, "--batch-size", "10", "--seed", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     stored = json.loads(out.with_suffix(".json").read_text())
     model, recipe, config_ = workflow.load(trained)
     x, _ = data.load(config_.dataset, split="train")
-    x = workflow.model_input(x[:20], recipe, seed=3)
+    x = workflow.model_input(x[:10], recipe, seed=3)
     expected = {}
     for num_samples in (1, 4):
         measured = diagnostics.gradient_variance(
-            model, x, ["reparameterization", "score_function"], 5, num_samples, seed=3
+            model, x, ["reparameterization", "score_function"], 3, num_samples, seed=3
         )
         for name, statistics in measured.items():
             expected.setdefault(name, []).append(statistics.encoder.variance)

@@ -94,7 +94,8 @@ def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     out = tmp_path / "nll.json"
     out.write_text(json.dumps([{"name": "an earlier attempt"}]))
     options = (
-        *("--epochs", "1", "--hidden", "32", "--num-samples", "2", "--eval-samples", "20"),
+        *("--epochs", "1", "--batch-size", "1000", "--hidden", "32", "--num-samples", "2"),
+        *("--eval-samples", "20"),
         *("--name", "tiny", "--workdir", tmp_path, "--out", out, "--data-dir", MNIST),
     )
     run("mnist_nll.py", *options)

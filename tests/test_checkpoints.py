@@ -15,9 +15,9 @@ import pytest
 
 from tfvae import checkpoints, cli, data, workflow
 
-EPOCHS = 8
+EPOCHS = 4
 STEPS_PER_EPOCH = 15  # 1,500 digits in batches of 100
-KILL_AFTER = 3  # epochs in the checkpoint before the kill
+KILL_AFTER = 2  # epochs in the checkpoint before the kill
 RUN_SECONDS = 240  # each subprocess is bounded
 
 
@@ -34,6 +34,7 @@ def _arguments(out, *extra):
         "4",
         "--out",
         str(out),
+        "--no-xla",  # XLA's compilations would cost more than these runs' steps on CPU
         *extra,
     ]
 
@@ -163,6 +164,7 @@ def test_a_checkpoint_of_another_configuration_is_refused(runs):
 def test_restart_discards_the_checkpoint(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     arguments = ["train", "--epochs", "2", "--hidden", "8", "--latent-dim", "2", "--out", "m"]
+    arguments += ["--no-xla"]  # XLA's compilations would cost more than the steps on CPU
 
     def crash(model, recipe, path, **kwargs):  # as a full disk fails a write
         raise OSError(errno.ENOSPC, "No space left on device", str(path))

@@ -162,11 +162,15 @@ def evaluate(
     sums = {"elbo": 0.0, "reconstruction": 0.0, "kl": 0.0, "nll": 0.0}
     examples = 0
     conditional = model.condition_shape is not None
+    elbo_terms = model.compiled_function(
+        ("elbo_terms",),
+        lambda: lambda x, seed, y: model.elbo_terms(x, seed=seed, condition=y),
+    )
     for index, (x, y) in enumerate(_batches(data, batch_size, condition, conditional)):
         batch_seed = tf.random.experimental.stateless_fold_in(seed, index)
         elbo_seed, nll_seed = random.split(batch_seed)
-        terms = model.elbo_terms(x, seed=elbo_seed, condition=y)
         log_p = log_likelihood(model, x, num_samples, chunk_size, nll_seed, condition=y)
+        terms = elbo_terms(_as_input(model, x), elbo_seed, conditions.as_tensor(y))
         for key in ("elbo", "reconstruction", "kl"):
             sums[key] += float(tf.reduce_sum(terms[key]))
         sums["nll"] -= float(tf.reduce_sum(log_p))

@@ -11,6 +11,15 @@ tf.config.set_logical_device_configuration(
 )
 
 
+@pytest.fixture(scope="session")
+def mirrored():
+    """A MirroredStrategy over the two logical CPUs, one per test process: several in one
+    process can mix up collective keys."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "two logical CPUs are configured above"
+    return tf.distribute.MirroredStrategy(devices)
+
+
 @pytest.fixture
 def rng():
     import numpy as np

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -388,37 +389,48 @@ _XLA_DUMP_SCRIPT = textwrap.dedent(
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]) if mirrored else (
         tf.distribute.get_strategy())
-    x = (np.random.default_rng(0).random((32, 8, 8, 1)) < 0.3).astype("float32")
+    x = (np.random.default_rng(0).random((96, 8, 8, 1)) < 0.3).astype("float32")
     with strategy.scope():
         vae = tfvae.VAE(tfvae.networks.mlp_encoder((8,)), tfvae.networks.mlp_decoder((8,)),
                         latent_dim=2, seed=0)
         vae.compile(jit_compile=jit_compile)
-    vae.fit(x, batch_size=32, epochs=1, verbose=0)
+    vae.fit(x, batch_size=32, epochs=1, verbose=0)  # 3 steps, each on other data
     """
 )
+# HLO instructions that move data between the device and the host in a compiled program.
+_HOST_TRANSFERS = re.compile(r"\b(send|recv|send-done|recv-done|infeed|outfeed|custom-call)\(")
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "jit_compile, mirrored, compiled",
+    "jit_compile, mirrored, compiled, programs",
     [
-        (True, False, "one_step_on_data"),  # the whole Keras step
-        (False, False, None),
-        (True, True, "loss_and_gradients"),  # per replica: the loss and its gradients
+        (True, False, "one_step_on_data", 1),  # the whole Keras step
+        (False, False, None, 0),
+        (True, True, "loss_and_gradients", 2),  # the loss and its gradients, per replica
     ],
 )
-def test_xla_compiles_what_it_should(tmp_path, jit_compile, mirrored, compiled):
-    """XLA writes an HLO module for every computation it compiles: look for the step's."""
+def test_xla_compiles_the_step_once_with_no_host_transfers(
+    tmp_path, jit_compile, mirrored, compiled, programs
+):
+    """XLA writes an HLO module for every computation it compiles: the step's is compiled
+    once (once per replica's device) across 3 steps on other data of the same shape, and
+    its optimized program holds no instruction that moves data to or from the host (the
+    ones py_function, host callbacks and outside compilation would bring)."""
     dump = tmp_path / "xla"
     env = dict(os.environ, XLA_FLAGS=f"--xla_dump_to={dump}", TF_CPP_MIN_LOG_LEVEL="3")
     arguments = [str(jit_compile), str(mirrored)]
     subprocess.run([sys.executable, "-c", _XLA_DUMP_SCRIPT, *arguments], check=True, env=env)
     names = [p.name for p in dump.glob("module_*")] if dump.exists() else []
-    step_modules = [n for n in names if "one_step_on_data" in n or "loss_and_gradients" in n]
-    if compiled is None:
-        assert step_modules == []
-    else:
-        assert step_modules and all(compiled in name for name in step_modules), step_modules
+    step_files = [n for n in names if "one_step_on_data" in n or "loss_and_gradients" in n]
+    assert all(compiled in name for name in step_files), step_files
+    assert len({name.split(".")[0] for name in step_files}) == programs, step_files
+    optimized = [n for n in step_files if n.endswith("after_optimizations.txt")]
+    assert len(optimized) == programs
+    for name in optimized:
+        hlo = (dump / name).read_text()
+        assert "fusion" in hlo  # an optimized program, read in full
+        assert _HOST_TRANSFERS.findall(hlo) == [], name
 
 
 # ---------------------------------------------------------------------------------------
@@ -562,14 +574,6 @@ def test_keras_save_load_round_trip(tmp_path, name):
 # ---------------------------------------------------------------------------------------
 # Distribution: per-replica XLA under MirroredStrategy matches the uncompiled step.
 # ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def mirrored():
-    """One strategy for the module: several in one process can mix up collective keys."""
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, "conftest configures two logical CPUs"
-    return tf.distribute.MirroredStrategy(devices)
-
-
 @pytest.mark.slow
 def test_mirrored_strategy_with_per_replica_xla_matches_uncompiled(mirrored):
     x = _digit_like_data(64)

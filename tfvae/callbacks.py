@@ -183,7 +183,9 @@ class TensorBoardImages(keras.callbacks.Callback):
         model = self.model
         samples = np.asarray(model.sample(self.n, seed=self.seed, mean=True))
         x = self.x[: self.reconstructions]
-        pairs = plots.interleave(x, np.asarray(model.predict(x, verbose=0)))
+        # The model called, not `predict`, a collective of all workers under a multi-worker
+        # strategy: only the chief writes TensorBoard logs.
+        pairs = plots.interleave(x, np.asarray(model(x)))
         diagnostics = inference.latent_diagnostics(model, self.x, batch_size=self.batch_size)
         kl_per_dimension = diagnostics["kl_per_dimension"] or []
         digits = max(2, len(str(model.latent_dim - 1)))

@@ -25,7 +25,7 @@ import tfvae._backend  # noqa: F401
 
 import keras
 
-from tfvae import outputs
+from tfvae import distribute, outputs
 
 
 def folder_for(out) -> Path:
@@ -104,7 +104,8 @@ def discard(folder) -> None:
 class Checkpoint(keras.callbacks.Callback):
     """Writes the checkpoint after every epoch; its `history` holds every epoch's logs.
 
-    Put it after the callbacks that add to the logs (`LatentDiagnostics`).
+    Put it after the callbacks that add to the logs (`LatentDiagnostics`). In a
+    multi-worker run only the chief writes (`tfvae.distribute.is_chief`).
 
     Args:
         folder: the checkpoint folder, replaced atomically after each epoch.
@@ -131,6 +132,8 @@ class Checkpoint(keras.callbacks.Callback):
             "history": self.history,
             "latent": self.latent,
         }
+        if not distribute.is_chief(self.model.distribute_strategy):
+            return
         with outputs.directory(self.folder, outputs.CHECKPOINT, "checkpoint") as staging:
             self.model.save(staging / "model.keras")
             (staging / "state.json").write_text(json.dumps(state, indent=2) + "\n")

@@ -124,7 +124,7 @@ def config_from(args: argparse.Namespace, config_class: type = TrainConfig):
 
 
 def _train(args) -> int:
-    from tfvae import workflow
+    from tfvae import distribute, workflow
 
     config = config_from(args, TrainConfig)
     if args.export:  # Refuse the export's folders now, not after an hour of training.
@@ -132,6 +132,9 @@ def _train(args) -> int:
 
         export.check_destinations(workflow.check_out(config).name)
     out = workflow.train(config, restart=args.restart)
+    if not distribute.is_chief(distribute.strategy(config.distribute)):
+        print(f"Trained as a worker of the cluster; its chief wrote {out}/")
+        return 0
     print(f"Wrote {out}/: model.keras, config.json, history.json, samples.png, reconstructions.png")
     if args.export:
         bundle = workflow.export(out)

@@ -37,6 +37,7 @@ LEARNING_RATE_SCHEDULES = ("constant", "cosine")
 PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent-scatter")
 MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.missing_mask
 IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference.impute
+DISTRIBUTE = ("none", "mirrored", "multi-worker")  # tfvae.distribute.strategy
 
 # The metadata key under which a field declares its command-line option.
 OPTION = "tfvae.option"
@@ -180,6 +181,12 @@ class TrainConfig:
     )
     tensorboard: str | None = option(None, "write TensorBoard logs to DIR", metavar="DIR")
     jit_compile: bool = option(True, "do not compile the train step with XLA", flag="--no-xla")
+    distribute: str = option(
+        "none",
+        "train on one device, on every local GPU (mirrored), or on the workers TF_CONFIG "
+        "names (multi-worker); --batch-size is the global batch",
+        choices=DISTRIBUTE,
+    )
 
     def __post_init__(self):
         for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):

@@ -28,6 +28,7 @@ from tfvae import (
     compiled,
     conditions,
     data_checks,
+    distribute,
     dtypes,
     estimators,
     inference,
@@ -627,13 +628,6 @@ class VAE(keras.Model):
         """`seed` as a `(2,)` stateless seed; the evaluation stream's next when None."""
         return self.next_evaluation_seed() if seed is None else random.as_seed(seed)
 
-    def _step_seed(self, seed):
-        """`seed` made distinct per replica under a multi-replica strategy."""
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
-        return seed
-
     def _loss_and_gradients(self, x, condition, sample_weight, seed, beta):
         """Per-replica forward and backward pass: (per-example metrics, gradients).
 
@@ -664,18 +658,20 @@ class VAE(keras.Model):
         x, condition, sample_weight = conditions.unpack(data, self.condition_shape is not None)
         beta = self.current_beta()
         per_example, gradients = self._compiled_loss_and_gradients(
-            x, condition, sample_weight, self._step_seed(self.seed_generator.next()), beta
+            x, condition, sample_weight, distribute.replica_seed(self.seed_generator.next()), beta
         )
         self.optimizer.apply(gradients, self.trainable_variables)
         if self.gradient_baseline is not None:  # after the step: b must not see its own z
             self.gradient_baseline.update(per_example["learning_signal"], sample_weight)
-        return {**self._update_metrics(per_example, sample_weight), "beta": beta}
+        return distribute.step_logs(
+            {**self._update_metrics(per_example, sample_weight), "beta": beta}
+        )
 
     def test_step(self, data):
         x, condition, sample_weight = conditions.unpack(data, self.condition_shape is not None)
-        seed = self._step_seed(self.next_evaluation_seed())
+        seed = distribute.replica_seed(self.next_evaluation_seed())
         per_example = self._per_example_metrics(x, seed, False, condition, self.current_beta())
-        return self._update_metrics(per_example, sample_weight)
+        return distribute.step_logs(self._update_metrics(per_example, sample_weight))
 
     def _update_metrics(self, per_example, sample_weight):
         for tracker in self._trackers:

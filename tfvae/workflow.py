@@ -28,9 +28,9 @@ import numpy as np
 
 from tfvae import (
     atomic,
-    callbacks,
     checkpoints,
     data,
+    distribute,
     latent,
     likelihoods,
     networks,
@@ -40,6 +40,7 @@ from tfvae import (
     schedules,
     validation,
 )
+from tfvae.callbacks import LatentDiagnostics, TensorBoardImages
 from tfvae.config import ARCHITECTURES as ARCHITECTURES
 from tfvae.config import LEARNING_RATE_SCHEDULES as LEARNING_RATE_SCHEDULES
 from tfvae.config import MASKS, PLOT_KINDS, TrainConfig
@@ -208,7 +209,13 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     return model
 
 
-def train(config: TrainConfig, verbose: int | None = None, restart: bool = False) -> Path:
+def train(
+    config: TrainConfig,
+    verbose: int | None = None,
+    restart: bool = False,
+    callbacks=(),
+    strategy=None,
+) -> Path:
     """Trains a VAE as `config` says and writes its folder (see the module docstring).
 
     The run checkpoints after every epoch into `OUT.checkpoint/` (`tfvae.checkpoints`),
@@ -216,21 +223,35 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
     config after a kill, it resumes after the last checkpointed epoch and says so; the
     checkpoint is deleted once the model folder is written.
 
+    Under a distribution strategy (`config.distribute`, see `tfvae.distribute`), the
+    model is built under it, each epoch drops its last partial batch when there are
+    several replicas (`config.batch_size` is the global batch, split evenly), and only
+    the chief writes the checkpoints and the model folder; every worker reads the
+    checkpoint to resume.
+
     Args:
         config: the run; None fields take the dataset recipe's defaults.
         verbose: Keras verbosity (default: a progress bar on a terminal, one line per
             epoch otherwise); 0 also silences the resume message.
         restart: discard a checkpoint left by an earlier run and start again.
+        callbacks: more Keras callbacks for `fit`, after tfvae's own.
+        strategy: a `tf.distribute.Strategy` to train under instead of the one
+            `config.distribute` names (e.g. a MirroredStrategy over chosen devices).
 
     Returns:
-        The folder written, `config.out` or `saved_models/<dataset>`.
+        The model folder, `config.out` or `saved_models/<dataset>` (written by the chief
+        only).
 
     Raises:
         tfvae.outputs.OutputRefusedError: before training, when that folder or its
             checkpoint folder holds anything tfvae did not write (see `check_out`).
         tfvae.checkpoints.CheckpointMismatchError: when a checkpoint of another
             configuration is there (and `restart` is False).
+        tfvae.distribute.WorkerLostError: when another worker of a multi-worker run stops.
     """
+    # First: a multi-worker strategy must exist before TensorFlow runs any operation.
+    strategy = strategy or distribute.strategy(config.distribute)
+    chief = distribute.is_chief(strategy)
     out = check_out(config)  # before the data loads and the training starts
     checkpoint = outputs.check_destination(
         checkpoints.folder_for(out), outputs.CHECKPOINT, "checkpoint", _inputs(config)
@@ -242,16 +263,21 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
     options = {**dataclasses.asdict(config), "recipe": dataclasses.asdict(recipe)}
     if verbose is None:
         verbose = 1 if sys.stdout.isatty() else 2
-    if restart:
+    distribute.check_global_batch(config.batch_size, strategy)
+    whole_batches = strategy.num_replicas_in_sync > 1  # replicas split batches evenly
+    steps_per_epoch = _steps_per_epoch(len(x_train), config.batch_size, whole_batches)
+    if restart and chief:
         checkpoints.discard(checkpoint)
-    resumed = checkpoints.resume(checkpoint, options)
-    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    with strategy.scope():
+        resumed = None if restart else checkpoints.resume(checkpoint, options)
+        if resumed is None:
+            model = build_model(config, recipe, config.epochs * steps_per_epoch)
+    distribute.check_agreement(strategy, resumed.epochs_done if resumed else 0, "checkpoint")
     validation_x = model_input(x_test, recipe)
-    diagnostics = callbacks.LatentDiagnostics(
+    diagnostics = LatentDiagnostics(
         validation_x, batch_size=min(len(validation_x), _DIAGNOSTICS_BATCH)
     )
     if resumed is None:
-        model = build_model(config, recipe, config.epochs * steps_per_epoch)
         initial_epoch, history = 0, None
     else:
         model, initial_epoch, history = resumed.model, resumed.epochs_done, resumed.history
@@ -271,13 +297,14 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
         scale=recipe.scale,
         repeat=True,
         initial_epoch=initial_epoch,
+        drop_remainder=whole_batches,
     )
     saver = checkpoints.Checkpoint(checkpoint, options, history, diagnostics.history)
     run_callbacks = [diagnostics, saver]  # the diagnostics add active_units to the logs
-    if config.tensorboard:
+    if config.tensorboard and chief:
         run_callbacks += [
             keras.callbacks.TensorBoard(log_dir=config.tensorboard),
-            callbacks.TensorBoardImages(
+            TensorBoardImages(
                 config.tensorboard,
                 validation_x,
                 seed=config.seed,
@@ -285,16 +312,19 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
                 batch_size=config.batch_size,
             ),
         ]
-    model.fit(
-        dataset,
-        epochs=config.epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=steps_per_epoch,
-        validation_data=(validation_x,),
-        callbacks=run_callbacks,
-        shuffle=False,  # make_dataset shuffles, every epoch anew.
-        verbose=verbose,
-    )
+    with distribute.reporting_lost_workers(strategy, checkpoint):
+        model.fit(
+            distribute.sharded_by_data(dataset),
+            epochs=config.epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=(validation_x,),
+            callbacks=[*run_callbacks, *callbacks],
+            shuffle=False,  # make_dataset shuffles, every epoch anew.
+            verbose=verbose,
+        )
+    if not chief:
+        return out
     with outputs.directory(out, outputs.MODEL, "out", _inputs(config)) as staging:
         model.save(staging / "model.keras")
         run = {
@@ -309,6 +339,16 @@ def train(config: TrainConfig, verbose: int | None = None, restart: bool = False
         write_reconstructions(model, recipe, validation_x[:32], staging / "reconstructions.png")
     checkpoints.discard(checkpoint)
     return out
+
+
+def _steps_per_epoch(examples: int, batch_size: int, whole_batches: bool) -> int:
+    """Batches per epoch: the last one partial, or dropped when `whole_batches`."""
+    if whole_batches and examples < batch_size:
+        raise ValueError(
+            f"Expected at least one whole global batch of training examples. Received: "
+            f"batch_size={batch_size} with {examples} examples"
+        )
+    return examples // batch_size if whole_batches else math.ceil(examples / batch_size)
 
 
 def check_out(config: TrainConfig) -> Path:
@@ -427,8 +467,11 @@ def write_samples(model: VAE, recipe: Recipe, path, n=64, seed=0, mean=False) ->
 
 
 def write_reconstructions(model: VAE, recipe: Recipe, x, path) -> Path:
-    """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG."""
-    reconstructions = np.asarray(model.predict(x, verbose=0))
+    """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG.
+
+    It calls the model, not `predict`: under a multi-worker strategy `predict` is a
+    collective that every worker must join, and only the chief writes pictures."""
+    reconstructions = np.asarray(model(x))
     pairs = plots.interleave(x, reconstructions)
     return plots.save_image_grid(
         path, pairs, data_range=recipe.data_range, columns=plots.RECONSTRUCTION_COLUMNS

@@ -23,15 +23,17 @@ def _best_seconds(run, repeats: int) -> float:
     return best
 
 
-def tensorflow_gflops(n: int, repeats: int = 5) -> float:
-    """GFLOP/s of TensorFlow's eager float32 `tf.matmul` of two n x n matrices (CPU
-    kernels run synchronously, so the call's wall time is the matmul's)."""
+def tensorflow_gflops(n: int, repeats: int = 5, dtype: str = "float32") -> float:
+    """GFLOP/s of TensorFlow's eager `tf.matmul` of two n x n matrices of `dtype`, on its
+    default device (a GPU when there is one). The product's sum is read back, so a GPU
+    has finished the matmul when the call returns; the sum's n^2 additions are not
+    counted."""
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
-    a = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
-    b = tf.constant(rng.standard_normal((n, n), dtype=np.float32))
-    return 2 * n**3 / _best_seconds(lambda: tf.matmul(a, b), repeats) / 1e9
+    a = tf.cast(rng.standard_normal((n, n), dtype=np.float32), dtype)
+    b = tf.cast(rng.standard_normal((n, n), dtype=np.float32), dtype)
+    return 2 * n**3 / _best_seconds(lambda: tf.reduce_sum(tf.matmul(a, b)).numpy(), repeats) / 1e9
 
 
 def onnxruntime_gflops(n: int, repeats: int = 5) -> float:

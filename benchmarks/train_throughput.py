@@ -57,20 +57,28 @@ def mnist_images(data_dir) -> tuple[np.ndarray, str]:
         return rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8), "random"
 
 
-def build(model_name: str, jit_compile: bool) -> tfvae.VAE:
-    if model_name.startswith("mlp"):
-        encoder = networks.mlp_encoder(hidden=(500, 500), seed=0)
-        decoder = networks.mlp_decoder(hidden=(500, 500), seed=1)
-    else:
-        encoder, decoder = networks.conv_encoder(seed=0), networks.conv_decoder(seed=1)
-    model = tfvae.VAE(encoder, decoder, latent_dim=LATENT_DIM, likelihood="bernoulli", seed=0)
+def build(model_name: str, jit_compile: bool, dtype_policy: str = "float32") -> tfvae.VAE:
+    """The benchmark's VAE; its networks compute in `dtype_policy`'s dtype (e.g.
+    "mixed_bfloat16"), its log-probabilities in float32 whatever the policy."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(dtype_policy)
+    try:
+        if model_name.startswith("mlp"):
+            encoder = networks.mlp_encoder(hidden=(500, 500), seed=0)
+            decoder = networks.mlp_decoder(hidden=(500, 500), seed=1)
+        else:
+            encoder, decoder = networks.conv_encoder(seed=0), networks.conv_decoder(seed=1)
+        model = tfvae.VAE(encoder, decoder, latent_dim=LATENT_DIM, likelihood="bernoulli", seed=0)
+    finally:
+        keras.config.set_dtype_policy(previous)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
     return model
 
 
 class StepClock(keras.callbacks.Callback):
-    """The wall time when `fit` starts and at the end of every training batch (CPU steps
-    run synchronously, so a batch has finished when its end is recorded)."""
+    """The wall time when `fit` starts and at the end of every training batch (on CPU a
+    batch has finished when its end is recorded; a GPU may still be running it, so
+    windows end when `fit` returns, after its logs are read back)."""
 
     def on_train_begin(self, logs=None):
         self.start, self.ends = time.perf_counter(), []
@@ -82,9 +90,11 @@ class StepClock(keras.callbacks.Callback):
 class Setup:
     """One (model, batch size, jit_compile) configuration and its measurements."""
 
-    def __init__(self, model_name, batch_size, jit_compile, images):
+    def __init__(self, model_name, batch_size, jit_compile, images, dtype_policy="float32"):
         self.row = {"model": model_name, "batch_size": batch_size, "jit_compile": jit_compile}
-        self.model = build(model_name, jit_compile)
+        if dtype_policy != "float32":
+            self.row["dtype_policy"] = dtype_policy
+        self.model = build(model_name, jit_compile, dtype_policy)
         self.model.build((None, *images.shape[1:]))
         self.dataset = data.make_dataset(
             images,
@@ -103,7 +113,7 @@ class Setup:
         self.model.fit(
             self.dataset, epochs=1, steps_per_epoch=steps, callbacks=[self.clock], verbose=0
         )
-        return [self.clock.start, *self.clock.ends]
+        return [self.clock.start, *self.clock.ends[:-1], time.perf_counter()]
 
     def warm_up(self, steps: int = 6) -> None:
         """Compiles the step; records the first step's time and a step time estimate."""

@@ -140,3 +140,43 @@ def test_gradient_estimators_rows(tmp_path):
         assert row["dreg_lead"] == pytest.approx(
             row["dreg_encoder_snr"] / row["reparameterization_encoder_snr"]
         )
+
+
+@pytest.mark.slow
+def test_gpu_step_rows(tmp_path):
+    """On this machine without a GPU it measures the CPU, and says so."""
+    out = tmp_path / "gpu.json"
+    run(
+        "gpu_step.py",
+        *("--models", "mlp_784-500-500-50", "--batch-sizes", "8", "--rounds", "1"),
+        *("--window-seconds", "0.05", "--peak-sizes", "128", "--decode-calls", "20"),
+        *("--out", out),
+    )
+    results = json.loads(out.read_text())
+    assert results["device"] == "CPU (no GPU)"
+    rows = {(r["dtype_policy"], r["jit_compile"]): r for r in results["training"]}
+    assert set(rows) == {(p, j) for p in ("float32", "mixed_bfloat16") for j in (True, False)}
+    peaks = results["matmul_peaks"]["best"]
+    for (policy, jit_compile), row in rows.items():
+        dtype = "bfloat16" if policy == "mixed_bfloat16" else "float32"
+        assert (
+            row["matmul_peak_gflops"]
+            == peaks[dtype]
+            == max(
+                results["matmul_peaks"]["before"][dtype], results["matmul_peaks"]["after"][dtype]
+            )
+        )
+        assert row["peak_fraction"] == pytest.approx(row["gflops_per_s"] / peaks[dtype])
+        if jit_compile:
+            assert row["xla_speedup"] == pytest.approx(
+                row["examples_per_s"] / rows[policy, False]["examples_per_s"]
+            )
+        if policy == "mixed_bfloat16":
+            assert row["mixed_speedup"] == pytest.approx(
+                row["examples_per_s"] / rows["float32", jit_compile]["examples_per_s"]
+            )
+    decoding = {r["provider"]: r for r in results["decoding"]}
+    assert decoding["CPUExecutionProvider"]["p50_speedup_vs_cpu"] == 1.0
+    assert (
+        0 < decoding["CPUExecutionProvider"]["p50_us"] <= decoding["CPUExecutionProvider"]["p99_us"]
+    )

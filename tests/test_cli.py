@@ -657,3 +657,14 @@ def test_gradients_plots_the_numbers_gradient_variance_gives(trained, tmp_path, 
     for index, centres in enumerate(positions.values()):
         for column, row in centres:
             np.testing.assert_array_equal(picture[row, column], plots.PALETTE[index])
+
+
+def test_multi_worker_training_without_tf_config_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    code = cli.main(["train", "--distribute", "multi-worker", "--epochs", "1", "--out", "m"])
+    assert code == 1
+    error = capsys.readouterr().err
+    assert "tfvae train: error: Expected the TF_CONFIG environment variable" in error
+    assert "Received: TF_CONFIG unset" in error
+    assert list(tmp_path.iterdir()) == []  # refused before anything was written

@@ -34,6 +34,7 @@ TRAIN_FLAGS = {
     "--out",
     "--tensorboard",
     "--no-xla",
+    "--distribute",
 }
 
 

@@ -35,6 +35,7 @@ _LAZY_MODULES = (
     "data",
     "data_checks",
     "diagnostics",
+    "distribute",
     "estimators",
     "export",
     "inference",

@@ -1,10 +1,12 @@
 """Tests for tfvae.compiled: one function per key, compiled with XLA exactly when asked."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import compiled
+import tfvae
+from tfvae import compiled, networks
 
 
 def host_identity(x):
@@ -14,14 +16,54 @@ def host_identity(x):
     return y
 
 
+def mlp_vae():
+    return tfvae.VAE(networks.mlp_encoder((8,)), networks.mlp_decoder((8,)), latent_dim=2)
+
+
+def conv_vae():
+    return tfvae.VAE(networks.conv_encoder((4,)), networks.conv_decoder((4,)), latent_dim=2)
+
+
 @pytest.mark.parametrize(
-    "requested, expected",
-    [(True, True), (False, False), ("auto", True), (None, False), (1, True), (0, False)],
+    "requested, expected", [(True, True), (False, False), (None, False), (1, True), (0, False)]
 )
-def test_resolve_jit_compile(requested, expected):
-    """True and "auto" (also a model never compiled) use XLA; False does not; other
-    values count as Keras counts them, by truth."""
-    assert compiled.resolve_jit_compile(requested) is expected
+def test_resolve_jit_compile_takes_other_values_by_truth(requested, expected):
+    """As Keras counts them; for a conv model too, whose "auto" is False on a CPU."""
+    assert compiled.resolve_jit_compile(requested, conv_vae()) is expected
+
+
+def test_auto_is_xla_on_a_cpu_for_dense_networks_and_not_for_convolutions():
+    mlp, conv = mlp_vae(), conv_vae()
+    conv.build((None, 8, 8, 1))  # ConvEncoder creates its Conv2D layers when built
+    assert compiled.auto_jit_compile(mlp, accelerator=False) is True
+    assert compiled.auto_jit_compile(conv, accelerator=False) is False
+    # Any convolution of Keras counts, in a network of the user's own.
+    encoder = keras.Sequential([keras.layers.SeparableConv2D(2, 3), keras.layers.Flatten()])
+    assert (
+        compiled.auto_jit_compile(tfvae.VAE(encoder, networks.mlp_decoder((8,)), 2), False) is False
+    )
+
+
+def test_auto_is_xla_on_an_accelerator_whatever_the_layers():
+    conv = conv_vae()
+    conv.build((None, 8, 8, 1))
+    assert compiled.auto_jit_compile(conv, accelerator=True) is True
+    assert compiled.auto_jit_compile(mlp_vae(), accelerator=True) is True
+
+
+def test_auto_asks_the_devices_when_not_told(monkeypatch):
+    conv = conv_vae()
+    conv.build((None, 8, 8, 1))
+    monkeypatch.setattr(compiled, "has_accelerator", lambda: True)
+    assert compiled.resolve_jit_compile("auto", conv) is True
+    monkeypatch.setattr(compiled, "has_accelerator", lambda: False)
+    assert compiled.resolve_jit_compile("auto", conv) is False
+    assert compiled.resolve_jit_compile("auto", mlp_vae()) is True
+
+
+def test_has_accelerator_reads_tensorflows_devices():
+    devices = {device.device_type for device in tf.config.list_physical_devices()}
+    assert compiled.has_accelerator() is bool(devices - {"CPU"})
 
 
 def test_without_xla_a_function_runs_ops_that_xla_cannot_compile():

@@ -5,6 +5,7 @@ import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tfvae import cli, config, likelihoods, objectives, workflow
@@ -33,7 +34,7 @@ TRAIN_FLAGS = {
     "--seed",
     "--out",
     "--tensorboard",
-    "--no-xla",
+    "--xla",
     "--distribute",
 }
 
@@ -62,16 +63,42 @@ def test_importing_config_loads_neither_tensorflow_nor_keras():
 
 
 def test_every_field_is_one_option_with_the_documented_flag():
-    flags = {
-        action.dest: action.option_strings[0]
-        for action in _train_parser()._actions
-        if action.dest in {f.name for f in dataclasses.fields(TrainConfig)}
-    }
+    flags = {}  # the first option of each field; `switches` follow it
+    for action in _train_parser()._actions:
+        if action.dest in {f.name for f in dataclasses.fields(TrainConfig)}:
+            flags.setdefault(action.dest, action.option_strings[0])
     assert set(flags) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert set(flags.values()) == TRAIN_FLAGS
-    assert flags["learning_rate"] == "--lr" and flags["jit_compile"] == "--no-xla"
+    assert flags["learning_rate"] == "--lr" and flags["jit_compile"] == "--xla"
     other = {s for a in _train_parser()._actions for s in a.option_strings} - TRAIN_FLAGS
-    assert other == {"-h", "--help", "--restart", "--export"}
+    assert other == {"-h", "--help", "--restart", "--export", "--no-xla"}
+
+
+@pytest.mark.parametrize(
+    "argv, expected", [([], "auto"), (["--xla", "on"], "on"), (["--no-xla"], "off")]
+)
+def test_xla_is_auto_unless_chosen_and_no_xla_is_off(argv, expected):
+    assert _parse(*argv).jit_compile == expected
+
+
+@pytest.mark.parametrize("xla, jit_compile", [("auto", "auto"), ("on", True), ("off", False)])
+def test_the_xla_choice_reaches_the_models_compile(xla, jit_compile):
+    config = TrainConfig(jit_compile=xla, hidden=(4,), latent_dim=2, likelihood="bernoulli")
+    recipe = workflow.recipe_for("x.npy", np.zeros((2, 3), np.int64))
+    model = workflow.build_model(config.resolve(recipe), recipe)
+    assert model.get_compile_config()["jit_compile"] == jit_compile
+
+
+def test_xla_and_no_xla_exclude_each_other(capsys):
+    with pytest.raises(SystemExit):
+        _parse("--xla", "on", "--no-xla")
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("saved, expected", [(True, "on"), (False, "off")])
+def test_a_config_saved_before_auto_keeps_its_choice(saved, expected):
+    """config.json of tfvae 0.1 recorded jit_compile as a boolean."""
+    assert TrainConfig(jit_compile=saved).jit_compile == expected
 
 
 def test_no_options_give_the_default_config():
@@ -80,7 +107,7 @@ def test_no_options_give_the_default_config():
     parsed = _parse()
     assert (parsed.dataset, parsed.batch_size, parsed.learning_rate) == ("digits", 100, 1e-3)
     assert (parsed.lr_schedule, parsed.objective, parsed.seed) == ("constant", "elbo", 0)
-    assert parsed.jit_compile is True and parsed.hidden is None and parsed.epochs is None
+    assert parsed.jit_compile == "auto" and parsed.hidden is None and parsed.epochs is None
 
 
 def test_values_are_parsed_by_the_field_type():
@@ -97,7 +124,7 @@ def test_values_are_parsed_by_the_field_type():
     assert (parsed.likelihood, parsed.tensorboard, parsed.jit_compile) == (
         "bernoulli",
         "logs",
-        False,
+        "off",
     )
     assert _parse("--hidden", "").hidden == ()
 
@@ -109,7 +136,8 @@ def test_help_shows_defaults_and_declared_metavars(capsys):
     assert "--batch-size BATCH_SIZE examples per step (100)" in text
     assert "--lr LR Adam learning rate (0.001)" in text
     assert "--kl-warmup-epochs E | --kl-cycles M" in text
-    assert "--no-xla do not compile the train step with XLA" in text
+    assert "--xla {auto,on,off} compile the train step with XLA: auto takes" in text
+    assert "--no-xla the same as --xla off" in text
 
 
 def test_choices_are_the_registries_names():
@@ -154,7 +182,7 @@ def test_a_field_added_to_a_derived_config_is_a_new_option():
     argv = ["--warmup-steps", "7", "--widths", "8", "--verbose-plots", "--family", "gaussian"]
     parsed = cli.config_from(parser.parse_args([*argv, "--no-xla", "--no-fast-path"]), _Extended)
     assert (parsed.warmup_steps, parsed.widths, parsed.verbose_plots) == (7, (8,), True)
-    assert (parsed.family, parsed.jit_compile, parsed.fast_path) == ("gaussian", False, False)
+    assert (parsed.family, parsed.jit_compile, parsed.fast_path) == ("gaussian", "off", False)
     assert default.fast_path is True
     with pytest.raises(SystemExit):
         parser.parse_args(["--family", "poisson"])

@@ -1213,6 +1213,55 @@ def test_inference_with_xla_when_compiled_with_jit_compile_true_or_auto(jit_comp
         vae.log_likelihood(x, num_samples=20, chunk_size=8, seed=0)
 
 
+def _host_op_images_vae(*layers):
+    """A VAE on 8x8 images whose encoder runs a host op first, then `layers`."""
+    encoder = keras.Sequential(
+        [_HostIdentity(), *layers, keras.layers.Flatten(), keras.layers.Dense(4)]
+    )
+    return tfvae.VAE(encoder, tfvae.networks.mlp_decoder((8,)), latent_dim=2, seed=0)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("jit_compile", [None, "auto"], ids=["default", "auto"])
+def test_auto_trains_conv_networks_without_xla_on_a_cpu_and_dense_ones_with_it(
+    monkeypatch, jit_compile
+):
+    """The step of a model with a host op runs without XLA and fails under it, so each
+    fit shows which path "auto" took (compiled before the model is built, as usual)."""
+    monkeypatch.setattr(tfvae.compiled, "has_accelerator", lambda: False)
+    x = (np.random.default_rng(0).random((8, 8, 8, 1)) < 0.5).astype(np.float32)
+    options = {} if jit_compile is None else {"jit_compile": jit_compile}
+    conv = _host_op_images_vae(keras.layers.Conv2D(2, 3, strides=2))
+    conv.compile(**options)
+    history = conv.fit(x, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1]) and conv.jit_compile is False
+    assert np.all(np.isfinite(conv.log_likelihood(x[:2], num_samples=4, chunk_size=4, seed=0)))
+    dense = _host_op_images_vae()
+    dense.compile(**options)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="unsupported operations"):
+        dense.fit(x, batch_size=4, epochs=1, verbose=0)
+
+
+def test_auto_sees_the_convolutions_a_network_creates_when_built(monkeypatch):
+    """ConvEncoder and ConvDecoder create their layers in `build`, after `compile`."""
+    monkeypatch.setattr(tfvae.compiled, "has_accelerator", lambda: False)
+    networks = tfvae.networks
+    vae = tfvae.VAE(networks.conv_encoder((4,)), networks.conv_decoder((4,)), latent_dim=2)
+    vae.compile()
+    vae.build((None, 8, 8, 1))
+    assert vae.jit_compile is False and vae._compiled_functions.jit_compile is False
+
+
+@pytest.mark.slow
+def test_auto_takes_xla_for_conv_networks_on_an_accelerator(monkeypatch):
+    monkeypatch.setattr(tfvae.compiled, "has_accelerator", lambda: True)
+    x = np.zeros((4, 8, 8, 1), np.float32)
+    conv = _host_op_images_vae(keras.layers.Conv2D(2, 3, strides=2))
+    conv.compile()
+    with pytest.raises(tf.errors.InvalidArgumentError, match="unsupported operations"):
+        conv.fit(x, batch_size=4, epochs=1, verbose=0)
+
+
 @pytest.mark.slow
 def test_compiling_again_rebuilds_the_inference_functions():
     vae, x = _host_op_vae()

@@ -64,9 +64,10 @@ def add_options(parser: argparse.ArgumentParser, config_class: type = TrainConfi
     `tfvae.config.option`): the value's type is the field's annotation (`int`, `float`,
     `str`, `tuple[int, ...]` as comma-separated integers, each possibly `| None`; a
     `bool` is a switch that flips its default, `--no-NAME` for a default True), the
-    default is the field's, choices are read now, and options sharing an `exclusive`
-    group are mutually exclusive. The parsed value of field `name` is `args.name`;
-    `config_from` builds the config.
+    default is the field's, choices are read now, options sharing an `exclusive`
+    group are mutually exclusive, and each of the option's `switches` is a flag that
+    sets a value (`--no-xla` for `--xla off`). The parsed value of field `name` is
+    `args.name`; `config_from` builds the config.
 
     Raises:
         TypeError: for a field without an `Option`, or of a type not listed above.
@@ -75,7 +76,7 @@ def add_options(parser: argparse.ArgumentParser, config_class: type = TrainConfi
         >>> parser = argparse.ArgumentParser()
         >>> add_options(parser, TrainConfig)
         >>> config_from(parser.parse_args(["--lr", "0.01", "--no-xla"])).jit_compile
-        False
+        'off'
     """
     hints = typing.get_type_hints(config_class)
     groups = {}
@@ -115,7 +116,17 @@ def add_options(parser: argparse.ArgumentParser, config_class: type = TrainConfi
             if declared.exclusive not in groups:
                 groups[declared.exclusive] = parser.add_mutually_exclusive_group()
             target = groups[declared.exclusive]
+        if declared.switches:
+            target = target.add_mutually_exclusive_group()
         target.add_argument(flag, **options)
+        for switch, value in declared.switches.items():
+            target.add_argument(
+                switch,
+                dest=field.name,
+                action="store_const",
+                const=value,
+                help=f"the same as {flag} {value}",
+            )
 
 
 def config_from(args: argparse.Namespace, config_class: type = TrainConfig):

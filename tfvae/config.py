@@ -21,7 +21,7 @@ Example:
 
 import dataclasses
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from tfvae import estimators, likelihoods, objectives, validation
@@ -38,6 +38,8 @@ PLOT_KINDS = ("samples", "reconstructions", "interpolation", "manifold", "latent
 MASKS = ("bottom-half", "right-half", "random-half")  # tfvae.workflow.missing_mask
 IMPUTATION_METHODS = ("metropolis_within_gibbs", "pseudo_gibbs")  # tfvae.inference.impute
 DISTRIBUTE = ("none", "mirrored", "multi-worker")  # tfvae.distribute.strategy
+# `--xla` choices and the `VAE.compile(jit_compile=...)` value each one means.
+XLA = {"auto": "auto", "on": True, "off": False}
 
 # The metadata key under which a field declares its command-line option.
 OPTION = "tfvae.option"
@@ -54,12 +56,13 @@ class Option:
         help: the option's help text; the default is appended unless it is None.
         flag: the option string (default: `--` and the field name with dashes). A `bool`
             field is a switch: its flag sets True when the default is False, and False
-            when the default is True (default `--no-` and the name; `--no-xla` for
-            `jit_compile`).
+            when the default is True (default `--no-` and the name).
         metavar: the value's name in the help (default: argparse's).
         choices: the accepted values, or a callable returning them, read when the parser
             is built and when a config is checked (`likelihoods.registry.names`).
         exclusive: the name of a group of options of which at most one may be given.
+        switches: more flags, each setting the field to a value without an argument,
+            `{flag: value}` (`{"--no-xla": "off"}`); they exclude the main flag.
     """
 
     help: str
@@ -67,6 +70,7 @@ class Option:
     metavar: str | None = None
     choices: Sequence[str] | Callable[[], Sequence[str]] | None = None
     exclusive: str | None = None
+    switches: Mapping[str, object] = dataclasses.field(default_factory=dict)
 
     def names(self) -> list[str] | None:
         """The accepted values now, or None when any value of the type is accepted."""
@@ -180,7 +184,14 @@ class TrainConfig:
         "tfvae wrote, which is replaced (its SavedModel versions are kept)",
     )
     tensorboard: str | None = option(None, "write TensorBoard logs to DIR", metavar="DIR")
-    jit_compile: bool = option(True, "do not compile the train step with XLA", flag="--no-xla")
+    jit_compile: str = option(
+        "auto",
+        "compile the train step with XLA: auto takes the faster path for the device and the "
+        "networks (XLA on a GPU; on a CPU, for the MLP and not the conv nets)",
+        flag="--xla",
+        choices=tuple(XLA),
+        switches={"--no-xla": "off"},
+    )
     distribute: str = option(
         "none",
         "train on one device, on every local GPU (mirrored), or on the workers TF_CONFIG "
@@ -189,6 +200,8 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        if isinstance(self.jit_compile, bool):  # config.json of tfvae 0.1, before "auto"
+            object.__setattr__(self, "jit_compile", "on" if self.jit_compile else "off")
         for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):
             if getattr(self, name) is not None:
                 validation.positive_int(getattr(self, name), name)

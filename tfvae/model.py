@@ -167,7 +167,7 @@ class VAE(keras.Model):
         self._xla_per_replica = False
         self._requested_jit_compile = "auto"
         self._compiled_functions = compiled.CompiledFunctions(
-            compiled.resolve_jit_compile(self._requested_jit_compile)
+            compiled.resolve_jit_compile(self._requested_jit_compile, self)
         )
 
     # ----------------------------------------------------------------------- building
@@ -206,6 +206,7 @@ class VAE(keras.Model):
                 f"Expected a prior over latent_dim={self.latent_dim} dimensions. Received a "
                 f"prior built for {self.prior_layer.latent_dim}: {self.prior_layer.name}"
             )
+        self._apply_jit_compile()  # "auto" can see the layers the networks built
 
     @property
     def prior(self) -> tfd.Distribution:
@@ -555,11 +556,14 @@ class VAE(keras.Model):
     def compile(self, optimizer="adam", jit_compile="auto", **kwargs):
         """Configures training; see `keras.Model.compile`.
 
-        Pass `jit_compile=True` to compile the train and test steps with XLA (Keras turns
-        `"auto"` off on CPU). Under a multi-replica `tf.distribute` strategy, XLA cannot
-        compile the whole step (the optimizer updates variables on several devices), so
-        the per-replica loss and gradient computation is compiled instead. The choice also
-        applies to the inference functions (see `compiled_function`).
+        `jit_compile=True` compiles the train and test steps with XLA, `False` does not,
+        and `"auto"` (the default) takes the path measured faster for the device and the
+        networks: XLA on a GPU, and on a CPU unless the networks have convolutions
+        (`tfvae.compiled.auto_jit_compile`; Keras's own `"auto"` never uses XLA on a CPU).
+        Under a multi-replica `tf.distribute` strategy, XLA cannot compile the whole step
+        (the optimizer updates variables on several devices), so the per-replica loss and
+        gradient computation is compiled instead. The choice also applies to the
+        inference functions (see `compiled_function`).
         """
         for argument in ("loss", "metrics", "weighted_metrics", "loss_weights"):
             if kwargs.get(argument) is not None:
@@ -568,22 +572,36 @@ class VAE(keras.Model):
                     f"reconstruction, kl); it takes no {argument}. Received: "
                     f"{argument}={kwargs[argument]!r}"
                 )
-        replicas = self.distribute_strategy.num_replicas_in_sync
         self._requested_jit_compile = jit_compile
-        self._xla_per_replica = (
-            jit_compile is True and replicas > 1 and not kwargs.get("run_eagerly", False)
-        )
-        super().compile(
-            optimizer=optimizer,
-            jit_compile=False if self._xla_per_replica else jit_compile,
-            **kwargs,
-        )
-        self._compiled_loss_and_gradients = (
-            tf.function(self._loss_and_gradients, jit_compile=True)
-            if self._xla_per_replica
-            else self._loss_and_gradients
-        )
-        self._compiled_functions.reset(compiled.resolve_jit_compile(jit_compile))
+        super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+        self._compiled_functions.reset(self._apply_jit_compile(force=True))
+
+    def _apply_jit_compile(self, force: bool = False) -> bool:
+        """Applies `compile(jit_compile=...)` to the model as it is now; returns whether
+        it uses XLA.
+
+        `"auto"` reads the networks' layers, which a network may create only when it is
+        built (`ConvEncoder`), so `build` applies the choice again; what it changes (the
+        train and test steps, the inference functions) is rebuilt on its next use.
+        `run_eagerly=True` runs the steps eagerly whatever the choice.
+        """
+        xla = compiled.resolve_jit_compile(self._requested_jit_compile, self)
+        if xla != self._compiled_functions.jit_compile:
+            self._compiled_functions.reset(xla)
+        if not self.compiled:
+            return xla
+        graph = not self.run_eagerly
+        per_replica = xla and graph and self.distribute_strategy.num_replicas_in_sync > 1
+        whole_step = xla and graph and not per_replica
+        if force or (per_replica, whole_step) != (self._xla_per_replica, self.jit_compile):
+            self._xla_per_replica, self.jit_compile = per_replica, whole_step
+            self._compiled_loss_and_gradients = (
+                tf.function(self._loss_and_gradients, jit_compile=True)
+                if per_replica
+                else self._loss_and_gradients
+            )
+            self.train_function = self.test_function = self.predict_function = None
+        return xla
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -702,9 +720,9 @@ class VAE(keras.Model):
 
         The inference utilities run their computations through this cache, so that each is
         traced once per model and static arguments. It is compiled with XLA as
-        `compile(jit_compile=...)` says: with `True` (and with `"auto"`, or before
-        `compile`: these functions are pure, so XLA compiles them on every device), not with
-        `False`. `compile` empties the cache, so a new choice applies to the next call.
+        `compile(jit_compile=...)` says (`tfvae.compiled.resolve_jit_compile`; before
+        `compile`, as `"auto"` does). `compile` empties the cache, so a new choice applies
+        to the next call.
 
         Args:
             key: a hashable tuple naming the function and every static argument that

@@ -43,7 +43,7 @@ from tfvae import (
 from tfvae.callbacks import LatentDiagnostics, TensorBoardImages
 from tfvae.config import ARCHITECTURES as ARCHITECTURES
 from tfvae.config import LEARNING_RATE_SCHEDULES as LEARNING_RATE_SCHEDULES
-from tfvae.config import MASKS, PLOT_KINDS, TrainConfig
+from tfvae.config import MASKS, PLOT_KINDS, XLA, TrainConfig
 from tfvae.data.sources import SPLITS
 from tfvae.model import VAE
 
@@ -205,7 +205,9 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), jit_compile=config.jit_compile)
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate), jit_compile=XLA[config.jit_compile]
+    )
     return model
 
 

@@ -4,7 +4,7 @@ achieved FLOP/s against the matmul peak, and onnxruntime's CUDA decoding against
 The MLP VAE (784-500-500-50) and the conv VAE train with `fit` on dynamically binarized
 MNIST at batch 100 and 1000, with and without XLA, with their networks in float32 and in
 "mixed_bfloat16" (bfloat16 compute and float32 variables; tfvae keeps log-probabilities
-in float32). The configurations take turns in timed windows (`train_throughput.Setup`);
+in float32). The configurations take turns in timed windows (`train_throughput.FitSetup`);
 each window ends when `fit` returns, so a GPU has finished its steps. Achieved GFLOP/s
 are compared with the matmul peak of the compute dtype (float32 or bfloat16), measured
 in the same run before and after the windows.
@@ -31,8 +31,7 @@ import sampling
 import tensorflow as tf
 import train_throughput
 
-import tfvae
-from tfvae import export, networks, runtime
+from tfvae import export, runtime
 
 POLICIES = ("float32", "mixed_bfloat16")
 PROVIDERS = ("CUDAExecutionProvider", "CPUExecutionProvider")
@@ -64,7 +63,7 @@ def matmul_peaks(sizes) -> dict:
 
 def training_rows(args, images) -> tuple[list[dict], dict]:
     setups = [
-        train_throughput.Setup(name, batch_size, jit_compile, images, policy)
+        train_throughput.tfvae_setup(name, batch_size, jit_compile, images, policy)
         for name in args.models
         for batch_size in args.batch_sizes
         for policy in args.policies
@@ -99,13 +98,7 @@ def _key(row) -> tuple:
 
 def decoding_rows(args) -> list[dict]:
     """Batch-1 latency and batch-1000 throughput of the MLP decoder per ORT provider."""
-    model = tfvae.VAE(
-        networks.mlp_encoder(hidden=(500, 500), seed=0),
-        networks.mlp_decoder(hidden=(500, 500), seed=1),
-        latent_dim=train_throughput.LATENT_DIM,
-        likelihood="bernoulli",
-        seed=0,
-    )
+    model = train_throughput.build("mlp_784-500-500-50", jit_compile=True)
     model.build((None, 28, 28, 1))
     rng = np.random.default_rng(0)
     z1 = rng.standard_normal((1, train_throughput.LATENT_DIM), dtype=np.float32)

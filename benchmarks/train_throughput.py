@@ -57,18 +57,27 @@ def mnist_images(data_dir) -> tuple[np.ndarray, str]:
         return rng.integers(0, 256, (60000, 28, 28, 1), dtype=np.uint8), "random"
 
 
-def build(model_name: str, jit_compile: bool, dtype_policy: str = "float32") -> tfvae.VAE:
-    """The benchmark's VAE; its networks compute in `dtype_policy`'s dtype (e.g.
+def mlp_sizes(model_name: str) -> tuple[tuple[int, ...], int]:
+    """The hidden widths and the latent size of an MLP named like "mlp_784-500-500-50"."""
+    sizes = [int(size) for size in model_name.removeprefix("mlp_").split("-")]
+    return tuple(sizes[1:-1]), sizes[-1]
+
+
+def build(model_name: str, jit_compile, dtype_policy: str = "float32") -> tfvae.VAE:
+    """The benchmark's VAE, an MLP named by its sizes ("mlp_784-500-500-50") or the conv
+    VAE ("conv_32-64", 50 latents); its networks compute in `dtype_policy`'s dtype (e.g.
     "mixed_bfloat16"), its log-probabilities in float32 whatever the policy."""
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy(dtype_policy)
     try:
         if model_name.startswith("mlp"):
-            encoder = networks.mlp_encoder(hidden=(500, 500), seed=0)
-            decoder = networks.mlp_decoder(hidden=(500, 500), seed=1)
+            hidden, latent_dim = mlp_sizes(model_name)
+            encoder = networks.mlp_encoder(hidden=hidden, seed=0)
+            decoder = networks.mlp_decoder(hidden=hidden, seed=1)
         else:
             encoder, decoder = networks.conv_encoder(seed=0), networks.conv_decoder(seed=1)
-        model = tfvae.VAE(encoder, decoder, latent_dim=LATENT_DIM, likelihood="bernoulli", seed=0)
+            latent_dim = LATENT_DIM
+        model = tfvae.VAE(encoder, decoder, latent_dim=latent_dim, likelihood="bernoulli", seed=0)
     finally:
         keras.config.set_dtype_policy(previous)
     model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=jit_compile)
@@ -88,43 +97,32 @@ class StepClock(keras.callbacks.Callback):
 
 
 class Setup:
-    """One (model, batch size, jit_compile) configuration and its measurements."""
+    """One configuration and its measurements; `run` is how it trains.
 
-    def __init__(self, model_name, batch_size, jit_compile, images, dtype_policy="float32"):
-        self.row = {"model": model_name, "batch_size": batch_size, "jit_compile": jit_compile}
-        if dtype_policy != "float32":
-            self.row["dtype_policy"] = dtype_policy
-        self.model = build(model_name, jit_compile, dtype_policy)
-        self.model.build((None, *images.shape[1:]))
-        self.dataset = data.make_dataset(
-            images,
-            batch_size=batch_size,
-            seed=0,
-            binarize="dynamic",
-            scale=255.0,
-            drop_remainder=True,
-        ).repeat()
-        x = np.zeros((batch_size, *images.shape[1:]), np.float32)
-        self.flops_per_example = flops.train_step_flops(self.model, x) / batch_size
-        self.clock = StepClock()
+    Args:
+        row: what names the configuration in the results (model, batch size, ...).
+        flops_per_example: matmul FLOPs of one example's forward and backward pass.
+    """
+
+    def __init__(self, row: dict, flops_per_example: float):
+        self.row = row
+        self.flops_per_example = flops_per_example
         self.rates = []
 
-    def _fit(self, steps: int) -> list[float]:
-        self.model.fit(
-            self.dataset, epochs=1, steps_per_epoch=steps, callbacks=[self.clock], verbose=0
-        )
-        return [self.clock.start, *self.clock.ends[:-1], time.perf_counter()]
+    def run(self, steps: int) -> list[float]:
+        """Trains `steps` steps; returns the start time and each step's end time (s)."""
+        raise NotImplementedError
 
     def warm_up(self, steps: int = 6) -> None:
         """Compiles the step; records the first step's time and a step time estimate."""
-        times = self._fit(steps)
+        times = self.run(steps)
         self.row["first_step_seconds"] = times[1] - times[0]
         self.step_seconds = (times[-1] - times[2]) / (steps - 2)
 
     def measure(self, window_seconds: float) -> None:
         """One timed window: examples/s between the first and the last step's end."""
         steps = max(5, round(window_seconds / self.step_seconds))
-        ends = self._fit(steps)[1:]
+        ends = self.run(steps)[1:]
         self.rates.append((len(ends) - 1) * self.row["batch_size"] / (ends[-1] - ends[0]))
 
     def result(self, peaks: dict) -> dict:
@@ -141,11 +139,46 @@ class Setup:
         }
 
 
+class FitSetup(Setup):
+    """A Keras model trained by `fit` on an endless batched `dataset`."""
+
+    def __init__(self, row: dict, model: keras.Model, dataset, flops_per_example: float):
+        super().__init__(row, flops_per_example)
+        self.model, self.dataset = model, dataset
+        self.clock = StepClock()
+
+    def run(self, steps: int) -> list[float]:
+        self.model.fit(
+            self.dataset,
+            epochs=1,
+            steps_per_epoch=steps,
+            callbacks=[self.clock],
+            verbose=0,
+            shuffle=False,  # the dataset is batched already
+        )
+        return [self.clock.start, *self.clock.ends[:-1], time.perf_counter()]
+
+
+def tfvae_setup(model_name, batch_size, jit_compile, images, dtype_policy="float32") -> FitSetup:
+    """tfvae's VAE `model_name` trained on `images` (uint8) binarized dynamically by
+    `tfvae.data.make_dataset`, the pipeline users train with."""
+    row = {"model": model_name, "batch_size": batch_size, "jit_compile": jit_compile}
+    if dtype_policy != "float32":
+        row["dtype_policy"] = dtype_policy
+    model = build(model_name, jit_compile, dtype_policy)
+    model.build((None, *images.shape[1:]))
+    dataset = data.make_dataset(
+        images, batch_size=batch_size, seed=0, binarize="dynamic", scale=255.0, drop_remainder=True
+    ).repeat()
+    x = np.zeros((batch_size, *images.shape[1:]), np.float32)
+    return FitSetup(row, model, dataset, flops.train_step_flops(model, x) / batch_size)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     images, source = mnist_images(args.data_dir)
     setups = [
-        Setup(name, batch_size, jit_compile, images)
+        tfvae_setup(name, batch_size, jit_compile, images)
         for name in args.models
         for batch_size in args.batch_sizes
         for jit_compile in (True, False)

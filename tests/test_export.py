@@ -236,6 +236,8 @@ def test_interrupted_export_leaves_the_previous_bundle_byte_identical(
         ({"components": ("decoder", "prior")}, r"components to be a non-empty subset"),
         ({"version": 0}, r"version to be a positive integer"),
         ({"atol": -1.0}, r"atol to be a finite number > 0"),
+        ({"weights": "bfloat16"}, r"weights to be one of \['float32', 'float16', 'int8'\]"),
+        ({"weights": "int8", "weights_atol": 0.0}, r"weights_atol to be a finite number > 0"),
     ],
 )
 def test_bad_arguments_are_rejected_before_writing(small_vae, tmp_path, kwargs, match):
@@ -257,6 +259,52 @@ def test_decoder_only_bundle_samples_but_cannot_encode(small_vae, tmp_path):
     assert sampler.sample(3, seed=0).shape == (3, 8, 8, 1)
     with pytest.raises(ValueError, match="no encoder"):
         sampler.encode(_data("bernoulli", n=2))
+
+
+# Reduced precision: the bundle's networks in float16 or int8 weights (tfvae.precision).
+
+
+def _largest_weights(path) -> tuple[int, int]:
+    """(elements, bytes per element) of the largest weight tensor of an ONNX file."""
+    largest = max(onnx.load(str(path)).graph.initializer, key=lambda t: np.prod(t.dims))
+    array = onnx.numpy_helper.to_array(largest)
+    return array.size, array.itemsize
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("weights, itemsize", [("float16", 2), ("int8", 1)])
+def test_reduced_precision_bundle_records_its_parity_and_serves_unchanged(
+    small_vae, tmp_path, weights, itemsize
+):
+    """The manifest records the precision and each network's error against Keras, which
+    a fresh comparison on other z reproduces in size; the bundle verifies, loads and
+    samples as any other, its weights stored in 2 or 1 bytes, not 4."""
+    full = _export(small_vae, tmp_path / "float32")
+    bundle = _export(small_vae, tmp_path / weights, weights=weights)
+    record = json.loads((bundle / "manifest.json").read_text())["weights"]
+    assert record["precision"] == weights and record["relative_atol"] == 0.1
+    assert set(record["max_abs_error"]) == {"decoder", "encoder"}
+    assert 0 < record["max_abs_error"]["decoder"] <= 0.1
+    for name in ("decoder.onnx", "encoder.onnx"):
+        elements, _ = _largest_weights(full / name)
+        assert _largest_weights(bundle / name) == (elements, itemsize)
+    sampler = Sampler.load(bundle)
+    assert sampler.weights == weights and Sampler.load(full).weights == "float32"
+    z = np.random.default_rng(5).normal(size=(256, 3)).astype(np.float32)
+    error = np.max(np.abs(sampler.mean(z) - small_vae.decode(z).mean().numpy()))
+    assert record["max_abs_error"]["decoder"] / 4 < error < 4 * record["max_abs_error"]["decoder"]
+    samples = sampler.sample(100, seed=0)
+    assert samples.shape == (100, 8, 8, 1) and set(np.unique(samples)) <= {0.0, 1.0}
+    x = _data("bernoulli", n=8, seed=2)
+    reference = Sampler.load(full).log_likelihood(x, num_samples=200, seed=0)
+    assert np.all(np.abs(sampler.log_likelihood(x, num_samples=200, seed=0) - reference) < 1.0)
+
+
+def test_reduced_precision_beyond_its_tolerance_is_an_error_and_writes_nothing(small_vae, tmp_path):
+    with pytest.raises(export.ExportParityError, match="int8"):
+        _export(small_vae, tmp_path, weights="int8", weights_atol=1e-9)
+    assert not (tmp_path / "export" / "m").exists()
+    assert not (tmp_path / "saved_models" / "m" / "1").exists()
 
 
 # Outputs: an export replaces only a bundle or a SavedModel version that tfvae wrote, and

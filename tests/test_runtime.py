@@ -1246,6 +1246,22 @@ def test_load_opens_a_verified_bundle_with_the_threads_and_providers_asked(
     assert [call.options.intra_op_num_threads for call in opened] == [2, 2]
 
 
+@pytest.mark.parametrize("spinning, entry", [(True, "1"), (False, "0")])
+def test_load_lets_idle_threads_spin_or_sleep(tmp_path, opened, spinning, entry):
+    folder = _write_bundle(tmp_path / "bundle", LinearGaussian(diagonal=True))
+    sampler = Sampler.load(folder, threads=1, spinning=spinning)
+    for call in opened:
+        assert call.options.get_session_config_entry("session.intra_op.allow_spinning") == entry
+        assert call.options.intra_op_num_threads == 1
+    assert sampler.mean(np.zeros((1, 2))).shape == (1, 5)
+
+
+def test_load_refuses_a_thread_count_below_one(tmp_path):
+    folder = _write_bundle(tmp_path / "bundle", LinearGaussian(diagonal=True))
+    with pytest.raises(ValueError, match="threads"):
+        Sampler.load(folder, threads=0)
+
+
 @pytest.mark.parametrize(
     "name", ["decoder.onnx", "encoder.onnx", "manifest.json", "manifest.sha256"]
 )

@@ -30,6 +30,7 @@ import tfvae
 from tfvae import config as config_lib
 from tfvae.config import OPTION, TrainConfig
 from tfvae.data.sources import SPLITS
+from tfvae.precision import PRECISIONS
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -166,6 +167,8 @@ def _export(args) -> int:
         version=args.version,
         opset=args.opset,
         atol=args.atol,
+        weights=args.weights,
+        weights_atol=args.weights_atol,
     )
     print(f"Exported {bundle}/ (ONNX bundle) and the SavedModel, parity checked")
     return 0
@@ -427,6 +430,19 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--opset", type=int, default=17, help="ONNX opset (17)")
     export.add_argument(
         "--atol", type=float, default=1e-4, help="largest parity error allowed (1e-4)"
+    )
+    export.add_argument(
+        "--weights",
+        choices=PRECISIONS,
+        default="float32",
+        help="precision of the ONNX networks' weights: float16 halves the files, int8 also "
+        "decodes small batches faster; the manifest records the error (float32)",
+    )
+    export.add_argument(
+        "--weights-atol",
+        type=float,
+        default=0.1,
+        help="largest error of reduced-precision weights, relative to outputs above 1 (0.1)",
     )
     export.set_defaults(handler=_export)
 

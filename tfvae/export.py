@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 import tfvae
-from tfvae import atomic, bundle, likelihoods, outputs, posteriors, priors, validation
+from tfvae import atomic, bundle, likelihoods, outputs, posteriors, precision, priors, validation
 from tfvae.model import VAE
 
 COMPONENTS = ("decoder", "encoder")
@@ -93,6 +93,8 @@ def export_model(
     x_reference=None,
     data_range=None,
     name: str | None = None,
+    weights: str = "float32",
+    weights_atol: float = 0.1,
 ) -> Path:
     """Exports `model` as a SavedModel and an ONNX bundle, after checking their parity.
 
@@ -113,6 +115,14 @@ def export_model(
         data_range: `(low, high)` data values shown as black and white in pictures
             (default: from the likelihood's support, else from `x_reference`).
         name: the model's name in default paths and the manifest (default `model.name`).
+        weights: the precision of the ONNX networks' weights, "float32", "float16" or
+            "int8" (`tfvae.precision`); the SavedModel stays float32. A reduced-precision
+            network is converted from the float32 one once that has passed `atol`, and
+            measured against the Keras model on the same inputs; the manifest records
+            the precision and that error.
+        weights_atol: the largest max abs difference allowed between the Keras model and
+            a reduced-precision network, relative to the largest output magnitude when
+            that exceeds 1 (E[x|z] of 16-count digits lies in [0, 16]).
 
     Returns:
         The bundle folder.
@@ -121,7 +131,8 @@ def export_model(
         ValueError: for invalid arguments or an unbuilt model.
         tfvae.outputs.OutputRefusedError: before any work, for a destination that holds
             anything tfvae did not write (see `check_destinations`).
-        ExportParityError: when an export differs from the Keras model by more than atol.
+        ExportParityError: when an export differs from the Keras model by more than atol
+            (or a reduced-precision network by more than weights_atol).
     """
     import onnx
     import onnxruntime
@@ -147,6 +158,8 @@ def export_model(
     version = validation.positive_int(version, "version")
     opset = validation.positive_int(opset, "opset")
     atol = validation.positive_float(atol, "atol")
+    weights = precision.check(weights, "weights")
+    weights_atol = validation.positive_float(weights_atol, "weights_atol")
     name = name or model.name
     families = _family_names(model)  # an unregistered family is refused before any work
     out_dir, saved_model_dir, version_dir = check_destinations(
@@ -215,6 +228,20 @@ def export_model(
         worst = max(e for by_format in errors.values() for e in by_format.values())
         if not worst <= atol:
             raise ExportParityError(errors, atol)
+        reduced = {
+            component: _converted_error(
+                bundle_dir / io_names[component]["file"],
+                weights,
+                weights_atol,
+                inputs[component],
+                expected[component],
+            )
+            for component in io_names
+            if weights != "float32"
+        }
+        record = {"precision": weights, "method": precision.METHODS[weights]}
+        if reduced:
+            record.update(max_abs_error=reduced, relative_atol=weights_atol)
         manifest = _manifest(
             model,
             families,
@@ -224,6 +251,7 @@ def export_model(
             io_names,
             errors,
             atol,
+            record,
             bundle_dir,
             _display_range(model, x, data_range),
         )
@@ -290,6 +318,27 @@ def _max_abs_error(expected: dict, received: dict) -> float:
     return max(float(np.max(np.abs(expected[k] - received[k]), initial=0.0)) for k in expected)
 
 
+def _converted_error(path: Path, weights: str, weights_atol: float, inputs, expected) -> float:
+    """Converts the ONNX network at `path` to `weights` precision and returns its max abs
+    error against `expected`, the Keras model's outputs on `inputs`.
+
+    Raises:
+        ExportParityError: the error exceeds `weights_atol` times the largest output
+            magnitude, or 1 if that is smaller.
+    """
+    import onnxruntime
+
+    precision.convert(path, weights)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    received = dict(zip(names, session.run(None, inputs), strict=True))
+    error = _max_abs_error(expected, received)
+    tolerance = weights_atol * max(1.0, *(float(np.max(np.abs(v))) for v in expected.values()))
+    if not error <= tolerance:
+        raise ExportParityError({weights: {path.stem: error}}, tolerance)
+    return error
+
+
 def _display_range(model: VAE, x: np.ndarray, data_range) -> list[float]:
     """`data_range`, else the likelihood's bounded support, else the range of `x`."""
     if data_range is None:
@@ -312,7 +361,7 @@ def _family_names(model: VAE) -> dict[str, str]:
 
 
 def _manifest(
-    model, families, name, opset, version, io_names, errors, atol, bundle_dir, data_range
+    model, families, name, opset, version, io_names, errors, atol, weights, bundle_dir, data_range
 ) -> dict:
     import onnx
     import tf2onnx
@@ -352,4 +401,5 @@ def _manifest(
         },
         "files": bundle.file_digests(bundle_dir, (entry["file"] for entry in io_names.values())),
         "parity": {"atol": atol, "max_abs_error": errors},
+        "weights": weights,  # the networks' precision and their error against Keras
     }

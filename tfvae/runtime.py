@@ -64,6 +64,8 @@ class Sampler:
         likelihood: the likelihood family the manifest names, with its constants.
         prior: the prior family (numpy side) the manifest names.
         posterior: the posterior family the manifest names.
+        weights: the precision of the networks' weights, "float32", "float16" or "int8"
+            (`tfvae.precision`); the manifest records their error against Keras.
 
     Raises:
         BundleError: the manifest names a family this process does not know.
@@ -89,6 +91,7 @@ class Sampler:
         self.data_shape = tuple(manifest["data"]["shape"])
         condition_shape = manifest.get("condition_shape")
         self.condition_shape = None if condition_shape is None else tuple(condition_shape)
+        self.weights = manifest.get("weights", {"precision": "float32"})["precision"]
         self._decoder = decoder
         self._encoder = encoder
         # Output names, read once: batch-1 decoding takes tens of microseconds.
@@ -96,13 +99,24 @@ class Sampler:
         self._encoder_outputs = [output.name for output in encoder.get_outputs()] if encoder else []
 
     @classmethod
-    def load(cls, bundle_dir, providers=None, threads: int | None = None) -> "Sampler":
+    def load(
+        cls, bundle_dir, providers=None, threads: int | None = None, spinning: bool | None = None
+    ) -> "Sampler":
         """Verifies a bundle's files and opens its ONNX sessions.
+
+        For many small calls (batch 1 to a few), `threads=1` saves the hand-off to a
+        thread pool, and suits a server that runs one sampler per core; large batches
+        want every core (the default). `spinning=False` lets idle threads sleep rather
+        than spin between calls: less CPU burnt while waiting, a slower wake-up. See
+        benchmarks/README.md for the measured latencies.
 
         Args:
             bundle_dir: a folder written by `tfvae.export.export_model`.
             providers: onnxruntime execution providers (default: CPU).
-            threads: intra-op threads of each session (default: onnxruntime's choice).
+            threads: intra-op threads of each session (default: onnxruntime's choice,
+                one per physical core).
+            spinning: whether idle intra-op threads spin waiting for work (default:
+                onnxruntime's choice, which spins).
 
         Raises:
             BundleError: a file is missing or altered, or the manifest is unreadable or of
@@ -114,7 +128,11 @@ class Sampler:
         manifest = verified_manifest(bundle)
         options = onnxruntime.SessionOptions()
         if threads is not None:
-            options.intra_op_num_threads = int(threads)
+            options.intra_op_num_threads = validation.positive_int(threads, "threads")
+        if spinning is not None:
+            options.add_session_config_entry(
+                "session.intra_op.allow_spinning", "1" if spinning else "0"
+            )
         providers = providers or ["CPUExecutionProvider"]
         sessions = {
             component: onnxruntime.InferenceSession(

@@ -35,6 +35,7 @@ def test_train_throughput_rows(tmp_path):
     )
     rows = json.loads(out.read_text())
     assert [(r["batch_size"], r["jit_compile"]) for r in rows] == [(16, True), (16, False)]
+    assert [r["default"] for r in rows] == [True, False]  # an MLP on a CPU: XLA
     # 784-500-500-50: three forward passes less the data's gradient in the first layer.
     widths = [(784, 500), (500, 500), (500, 100), (50, 500), (500, 500), (500, 784)]
     flops = 3 * sum(2 * a * b for a, b in widths) - 2 * 784 * 500

@@ -1,6 +1,6 @@
 """Reduced-precision ONNX graphs for an export bundle: float16 weights, or int8 weights.
 
-`tfvae.export.export_model(..., precision=...)` converts each ONNX network it has checked
+`tfvae.export.export_model(..., weights=...)` converts each ONNX network it has checked
 in float32 with `convert`, then measures the converted network against the Keras model
 and records that parity in the manifest. The graphs stay plain ONNX with float32 inputs
 and outputs, so `tfvae.runtime.Sampler` serves them unchanged.
@@ -11,12 +11,15 @@ and outputs, so `tfvae.runtime.Sampler` serves them unchanged.
                 graph, so it computes in float32 from the rounded weights, at the speed
                 of float32
     "int8"      onnxruntime's dynamic quantization (`quantize_dynamic`): the weights of
-                the MatMul and Gemm nodes in 8 bits with a scale and zero point per
-                output column, their inputs in 8 bits quantized at each call from their
-                own range. A quarter of the weights' bytes and integer matmuls, faster
-                at small batches; convolutions stay float32. Weights are unsigned
+                the MatMul and Gemm nodes in 8 bits with one scale and zero point per
+                matrix, their inputs likewise, quantized at each call from their own
+                range. A quarter of the weights' bytes and integer matmuls, faster at
+                small batches; convolutions stay float32. The weights are unsigned
                 (uint8): signed ones saturate the u8 x s8 products of CPUs without
-                AVX-512 VNNI (errors of 0.9-2.8 on a 6x5 affine map, against 0.06)
+                AVX-512 VNNI (an error of 0.9 on a 6x5 affine map, against 0.07), and
+                with 7 bits to avoid that, they doubled the error on the digits. A
+                scale per column was a little more accurate but as slow as float32 at
+                batch 1 (benchmarks/README.md)
 
 Example:
     >>> convert(Path("export/digits/decoder.onnx"), "int8")   # rewrites the file
@@ -34,8 +37,8 @@ PRECISIONS = ("float32", "float16", "int8")
 METHODS = {
     "float32": "as exported",
     "float16": "float16 weights, cast to float32 in the graph",
-    "int8": "onnxruntime quantize_dynamic: uint8 MatMul/Gemm weights per output column, "
-    "uint8 inputs quantized per call",
+    "int8": "onnxruntime quantize_dynamic: uint8 MatMul/Gemm weights, one scale per "
+    "matrix; uint8 inputs quantized per call",
 }
 
 
@@ -110,7 +113,7 @@ def _int8_weights(source: Path, target: Path) -> None:
             str(source),
             str(target),
             op_types_to_quantize=["MatMul", "Gemm"],
-            per_channel=True,
+            per_channel=False,
             weight_type=QuantType.QUInt8,
         )
     finally:

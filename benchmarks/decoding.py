@@ -82,47 +82,40 @@ def speed_rows(args, folder: Path) -> list[dict]:
                 row = {"model": name, "weights": weights, "options": options_name}
                 setups.append((row, runtime.Sampler.load(bundle, **options).decode, []))
     inputs = {n: rng.standard_normal((n, 50), dtype=np.float32) for n in (*BATCH_SIZES, 1024)}
-    for round_ in range(args.rounds):  # every other round in reverse: no setup goes first
-        for _, decode, rounds in setups if round_ % 2 == 0 else setups[::-1]:
-            measured = {}
-            for n in BATCH_SIZES:
-                latency = sampling.latency_us(decode, inputs[n], args.calls)
-                measured.update({f"batch_{n}_{k}": v for k, v in latency.items()})
-            measured["batch_1024_samples_per_s"] = sampling.samples_per_s(
-                decode, inputs[1024], args.repeats
-            )
-            rounds.append(measured)
+
+    def measure(setup) -> None:
+        _, decode, rounds = setup
+        measured = {}
+        for n in BATCH_SIZES:
+            latency = sampling.latency_us(decode, inputs[n], args.calls)
+            measured.update({f"batch_{n}_{k}": v for k, v in latency.items()})
+        measured["batch_1024_samples_per_s"] = sampling.samples_per_s(
+            decode, inputs[1024], args.repeats
+        )
+        rounds.append(measured)
+
+    report.take_turns(setups, args.rounds, measure)
     rows = []
     for row, _, rounds in setups:
         row.update({key: statistics.median(r[key] for r in rounds) for key in rounds[0]})
+        row["rounds_batch_1_p50_us"] = [r["batch_1_p50_us"] for r in rounds]
         rows.append((row, rounds))
     for row, rounds in rows:
-        base = next(
-            r
-            for r, _ in rows
-            if r["model"] == row["model"]
-            and r["weights"] == "float32"
-            and r["options"] == "default"
+        base_rounds = next(
+            base
+            for r, base in rows
+            if (r["model"], r["weights"], r["options"]) == (row["model"], "float32", "default")
         )
-        base_rounds = next(b for r, b in rows if r is base)
-        for key, inverse in (("batch_1_p50_us", True), ("batch_8_p50_us", True)):
-            name = key.replace("_p50_us", "_speedup")
-            row[name] = _paired_ratio(base_rounds, rounds, key, inverse)
-        row["batch_1024_speedup"] = _paired_ratio(
-            base_rounds, rounds, "batch_1024_samples_per_s", False
+        for n in BATCH_SIZES:  # a time: the base's over the row's
+            key = f"batch_{n}_p50_us"
+            row[f"batch_{n}_speedup"] = report.paired_ratio(
+                [r[key] for r in base_rounds], [r[key] for r in rounds]
+            )
+        key = "batch_1024_samples_per_s"
+        row["batch_1024_speedup"] = report.paired_ratio(
+            [r[key] for r in rounds], [r[key] for r in base_rounds]
         )
     return [row for row, _ in rows]
-
-
-def _paired_ratio(base_rounds, rounds, key, inverse: bool) -> float:
-    """The median over rounds of the ratio to the base setup's value in the same round
-    (base / value for times, value / base for rates): pairing cancels the drift of a
-    shared machine."""
-    ratios = [
-        (b[key] / r[key]) if inverse else (r[key] / b[key])
-        for b, r in zip(base_rounds, rounds, strict=True)
-    ]
-    return statistics.median(ratios)
 
 
 def parity_rows(args, folder: Path) -> list[dict]:

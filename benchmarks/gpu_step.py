@@ -72,9 +72,7 @@ def training_rows(args, images) -> tuple[list[dict], dict]:
     for setup in setups:
         setup.warm_up()
     before = matmul_peaks(args.peak_sizes)
-    for _ in range(args.rounds):
-        for setup in setups:
-            setup.measure(args.window_seconds)
+    report.take_turns(setups, args.rounds, lambda setup: setup.measure(args.window_seconds))
     after = matmul_peaks(args.peak_sizes)
     peaks = {dtype: max(before[dtype], after[dtype]) for dtype in before}
     rows = []
@@ -82,13 +80,13 @@ def training_rows(args, images) -> tuple[list[dict], dict]:
         dtype = "bfloat16" if setup.model.dtype_policy.compute_dtype == "bfloat16" else "float32"
         row = setup.result({"matmul_peak_gflops": peaks[dtype], "peak_dtype": dtype})
         rows.append({"dtype_policy": "float32", **row})
-    rates = {_key(r): r["examples_per_s"] for r in rows}
+    rates = {_key(r): r["window_rates"] for r in rows}
     for row in rows:
-        key = _key(row)
+        key, own = _key(row), row["window_rates"]
         if row["jit_compile"]:
-            row["xla_speedup"] = row["examples_per_s"] / rates[(*key[:2], key[2], False)]
+            row["xla_speedup"] = report.paired_ratio(own, rates[(*key[:2], key[2], False)])
         if row["dtype_policy"] != "float32" and (*key[:2], "float32", key[3]) in rates:
-            row["mixed_speedup"] = row["examples_per_s"] / rates[(*key[:2], "float32", key[3])]
+            row["mixed_speedup"] = report.paired_ratio(own, rates[(*key[:2], "float32", key[3])])
     return rows, {"before": before, "after": after, "best": peaks}
 
 

@@ -12,8 +12,10 @@ convnet. It and tfvae's `VAE` (Bernoulli likelihood from logits, analytic KL) tr
 784-400-20 MLP, batch 128, eager, `loss.item()` every step as the example does, against
 tfvae's VAE of the same sizes with and without XLA, on the same binarized images.
 
-All configurations take turns in timed windows (`train_throughput.Setup`), so that the
-machine's drift spreads over them; each reports its median window. Achieved GFLOP/s
+All configurations take turns in short timed windows (`train_throughput.Setup`), many
+rounds, every other round in reverse order; each reports its median window, and each
+ratio is the median of the ratios of paired windows (one round, one after the other),
+which cancels the shared machine's drift. Achieved GFLOP/s
 counts the matmuls of tfvae's step (`flops.py`), which the peers' steps share: the same
 layers, and no gradient for the data.
 
@@ -44,8 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=[100, 1000])
     parser.add_argument("--torch-batch-size", type=int, default=TORCH_BATCH)
     parser.add_argument("--no-torch", action="store_true", help="leave PyTorch out")
-    parser.add_argument("--rounds", type=int, default=3, help="timed windows per setup (3)")
-    parser.add_argument("--window-seconds", type=float, default=4.0, help="per window (4)")
+    parser.add_argument("--rounds", type=int, default=20, help="timed windows per setup (20)")
+    parser.add_argument("--window-seconds", type=float, default=1.0, help="per window (1)")
     parser.add_argument("--data-dir", default=str(report.REPOSITORY.parent / "shared/data/mnist"))
     parser.add_argument(
         "--peak-sizes", nargs="+", type=int, default=list(peak.SIZES), help="matmul n for the peak"
@@ -273,24 +275,27 @@ def setups(args, binarized) -> list[train_throughput.Setup]:
 
 
 def add_ratios(rows: list[dict]) -> None:
-    """Each tfvae row gets `vs_keras_io` (or `vs_pytorch`): its examples/s over the peer's
-    on the same model and batch size (and `jit_compile`, for keras-io)."""
+    """Each tfvae row gets `vs_keras_io` (or `vs_pytorch`): the median over rounds of its
+    window's examples/s over the peer's window in the same round (`report.paired_ratio`),
+    on the same model and batch size (and `jit_compile`, for keras-io), with the
+    quartiles of those ratios."""
     peers = {
-        (r["implementation"], r["model"], r["batch_size"], r.get("jit_compile")): r[
-            "examples_per_s"
-        ]
+        (r["implementation"], r["model"], r["batch_size"], r.get("jit_compile")): r
         for r in rows
         if r["implementation"] != "tfvae"
     }
     for row in rows:
         if row["implementation"] != "tfvae":
             continue
-        keras_io = peers.get(("keras-io", row["model"], row["batch_size"], row["jit_compile"]))
-        if keras_io is not None:
-            row["vs_keras_io"] = row["examples_per_s"] / keras_io
-        pytorch = peers.get(("pytorch", row["model"], row["batch_size"], None))
-        if pytorch is not None:
-            row["vs_pytorch"] = row["examples_per_s"] / pytorch
+        for name, key in (
+            ("keras_io", ("keras-io", row["model"], row["batch_size"], row["jit_compile"])),
+            ("pytorch", ("pytorch", row["model"], row["batch_size"], None)),
+        ):
+            if key in peers:
+                own, theirs = row["window_rates"], peers[key]["window_rates"]
+                row[f"vs_{name}"] = report.paired_ratio(own, theirs)
+                quartiles = np.quantile(np.divide(own, theirs), [0.25, 0.75])
+                row[f"vs_{name}_quartiles"] = quartiles.tolist()
 
 
 def main(argv=None) -> int:
@@ -300,9 +305,7 @@ def main(argv=None) -> int:
     for setup in runs:
         setup.warm_up()
     peaks = [peak.matmul_peak(args.peak_sizes)]
-    for _ in range(args.rounds):
-        for setup in runs:
-            setup.measure(args.window_seconds)
+    report.take_turns(runs, args.rounds, lambda setup: setup.measure(args.window_seconds))
     peaks.append(peak.matmul_peak(args.peak_sizes))
     best = peak.best_of(peaks)
     rows = [setup.result(best) for setup in runs]

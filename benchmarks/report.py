@@ -42,6 +42,24 @@ def command() -> str:
     return " ".join([".venv/bin/python", str(script), *sys.argv[1:]])
 
 
+def take_turns(setups: list, rounds: int, measure) -> None:
+    """Calls `measure(setup)` for every setup, `rounds` times, every other round in
+    reverse order: the machine's drift spreads over all setups and none always goes
+    first."""
+    for round_ in range(rounds):
+        for setup in setups if round_ % 2 == 0 else setups[::-1]:
+            measure(setup)
+
+
+def paired_ratio(numerators, denominators) -> float:
+    """The median over rounds of `numerators[r] / denominators[r]`, two setups' values
+    measured in the same round (`take_turns`). On this shared machine whole windows move
+    by up to 2x; the ratio of two medians would carry that, the paired ratio cancels it."""
+    import numpy as np
+
+    return float(np.median(np.divide(numerators, denominators)))
+
+
 def print_table(rows: list[dict], columns: list[str]) -> None:
     """Prints `rows` as an aligned text table of `columns`."""
     cells = [[_format(row.get(column)) for column in columns] for row in rows]

@@ -4,8 +4,9 @@ For each model (the MLP VAE 784-500-500-50 and the conv VAE, 50 latents, Bernoul
 likelihood, Adam), batch size and `jit_compile`, a Keras `fit` runs on dynamically
 binarized MNIST through `tfvae.data.make_dataset`, the pipeline users train with. After
 a warm-up that compiles the step (its time reported apart), the configurations take turns
-in timed windows of `--window-seconds`, `--rounds` times, so that the machine's drift
-spreads over all of them; a configuration's rate is its median window.
+in timed windows of `--window-seconds`, `--rounds` times (`report.take_turns`); a
+configuration's rate is its median window, and the XLA speedup the median of the
+ratios of windows of one round (`report.paired_ratio`).
 
 Achieved GFLOP/s = examples/s x matmul FLOPs per example, counted exactly from the
 traced forward and backward graph (`flops.py`). The matmul peak is measured in the same
@@ -38,8 +39,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--batch-sizes", nargs="+", type=int, default=list(BATCH_SIZES))
-    parser.add_argument("--rounds", type=int, default=3, help="timed windows per setup (3)")
-    parser.add_argument("--window-seconds", type=float, default=4.0, help="per window (4)")
+    parser.add_argument("--rounds", type=int, default=10, help="timed windows per setup (10)")
+    parser.add_argument("--window-seconds", type=float, default=1.5, help="per window (1.5)")
     parser.add_argument("--data-dir", default=str(report.REPOSITORY.parent / "shared/data/mnist"))
     parser.add_argument(
         "--peak-sizes", nargs="+", type=int, default=list(peak.SIZES), help="matmul n for the peak"
@@ -188,17 +189,15 @@ def main(argv=None) -> int:
     for setup in setups:
         setup.warm_up()
     peaks = [peak.matmul_peak(args.peak_sizes)]
-    for _ in range(args.rounds):
-        for setup in setups:
-            setup.measure(args.window_seconds)
+    report.take_turns(setups, args.rounds, lambda setup: setup.measure(args.window_seconds))
     peaks.append(peak.matmul_peak(args.peak_sizes))
     best = peak.best_of(peaks)
     rows = [setup.result(best) for setup in setups]
-    rates = {(r["model"], r["batch_size"], r["jit_compile"]): r["examples_per_s"] for r in rows}
+    rates = {(r["model"], r["batch_size"], r["jit_compile"]): r["window_rates"] for r in rows}
     for row in rows:
         if row["jit_compile"]:
             without_xla = rates[(row["model"], row["batch_size"], False)]
-            row["xla_speedup"] = row["examples_per_s"] / without_xla
+            row["xla_speedup"] = report.paired_ratio(row["window_rates"], without_xla)
     columns = ["model", "batch_size", "jit_compile", "default", "first_step_seconds"]
     columns += ["examples_per_s"]
     report.print_table(rows, [*columns, "gflops_per_s", "peak_fraction", "xla_speedup"])

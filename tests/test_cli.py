@@ -144,7 +144,7 @@ def test_evaluate_prints_per_example_nats(trained, capsys):
 
 @pytest.mark.slow
 def test_evaluate_estimates_the_nll_and_the_amortization_gap(trained, capsys):
-    argv = ["evaluate", str(trained), "--num-samples", "200", "--refine-steps", "20"]
+    argv = ["evaluate", str(trained), "--num-samples", "50", "--refine-steps", "5"]
     assert cli.main(argv) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["nll"] < -result["elbo"]  # the importance-weighted bound is tighter

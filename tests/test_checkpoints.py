@@ -178,3 +178,25 @@ def test_restart_discards_the_checkpoint(tmp_path, monkeypatch, capsys):
     history = json.loads((tmp_path / "m" / "history.json").read_text())
     assert len(history["loss"]) == 2
     assert not (tmp_path / "m.checkpoint").exists()
+
+
+@pytest.mark.slow
+def test_a_checkpoint_of_tfvae_0_1_resumes(tmp_path, monkeypatch, capsys):
+    """tfvae 0.1 recorded jit_compile as false for --no-xla; today's run is "off"."""
+    monkeypatch.chdir(tmp_path)
+    arguments = ["train", "--epochs", "1", "--hidden", "8", "--latent-dim", "2", "--out", "m"]
+    arguments += ["--no-xla"]
+
+    def crash(model, recipe, path, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(workflow, "write_samples", crash)
+        assert cli.main(arguments) == 1
+    state_file = tmp_path / "m.checkpoint" / "state.json"
+    state = json.loads(state_file.read_text())
+    assert state["run"]["jit_compile"] == "off"
+    state["run"]["jit_compile"] = False  # as tfvae 0.1 wrote it
+    state_file.write_text(json.dumps(state))
+    assert cli.main(arguments) == 0
+    assert "Resuming from" in capsys.readouterr().out

@@ -95,10 +95,17 @@ def test_xla_and_no_xla_exclude_each_other(capsys):
     assert "not allowed with argument" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("saved, expected", [(True, "on"), (False, "off")])
+@pytest.mark.parametrize("saved, expected", [(True, "on"), (False, "off"), ("auto", "auto")])
 def test_a_config_saved_before_auto_keeps_its_choice(saved, expected):
     """config.json of tfvae 0.1 recorded jit_compile as a boolean."""
-    assert TrainConfig(jit_compile=saved).jit_compile == expected
+    fields = config.upgraded({"jit_compile": saved, "epochs": 3})
+    assert fields == {"jit_compile": expected, "epochs": 3}
+    assert TrainConfig(**fields).jit_compile == expected
+
+
+def test_a_boolean_jit_compile_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"jit_compile to be one of \['auto', 'on', 'off'\]"):
+        TrainConfig(jit_compile=True)
 
 
 def test_no_options_give_the_default_config():

@@ -72,12 +72,14 @@ class Resumed:
     latent: dict
 
 
-def resume(folder, run: dict) -> Resumed | None:
+def resume(folder, run: dict, upgrade=None) -> Resumed | None:
     """The run saved in the checkpoint `folder`, or None when there is none.
 
     Args:
         folder: a checkpoint folder (`folder_for(out)`).
         run: this run's configuration, JSON-serializable; it must equal the saved one.
+        upgrade: brings a run saved by an earlier tfvae to today's form before the
+            comparison (`tfvae.config.upgraded`); default: compared as saved.
 
     Raises:
         CheckpointMismatchError: when the checkpoint's run differs from `run`.
@@ -87,7 +89,8 @@ def resume(folder, run: dict) -> Resumed | None:
     if not (folder / "state.json").is_file():
         return None
     state = json.loads((folder / "state.json").read_text())
-    differences = _differences(state["run"], _as_json(run))
+    saved = upgrade(state["run"]) if upgrade else state["run"]
+    differences = _differences(saved, _as_json(run))
     if differences:
         raise CheckpointMismatchError(folder, differences)
     model = keras.saving.load_model(folder / "model.keras")

@@ -117,7 +117,7 @@ def add_options(parser: argparse.ArgumentParser, config_class: type = TrainConfi
             if declared.exclusive not in groups:
                 groups[declared.exclusive] = parser.add_mutually_exclusive_group()
             target = groups[declared.exclusive]
-        if declared.switches:
+        if declared.switches and declared.exclusive is None:
             target = target.add_mutually_exclusive_group()
         target.add_argument(flag, **options)
         for switch, value in declared.switches.items():

@@ -54,8 +54,9 @@ def auto_jit_compile(model: keras.Layer, accelerator: bool | None = None) -> boo
     - On a CPU: XLA, unless the model has a convolution layer (`keras.layers.Conv2D`,
       `Conv2DTranspose` and the other Conv, DepthwiseConv and SeparableConv layers). On
       this project's CPU benchmark (`benchmarks/train_throughput.py`, 2 cores), XLA
-      trained the MLP VAE 1.09-1.27 times faster, but the conv VAE 0.55-0.83 times as
-      fast: XLA's CPU convolutions are slower than TensorFlow's oneDNN kernels.
+      trained the MLP VAE 1.24-1.27 times faster at batch 100 (at batch 1000, 1.09 and
+      0.78 times in two runs), but the conv VAE 0.47-0.91 times as fast: XLA's CPU
+      convolutions are slower than TensorFlow's oneDNN kernels.
 
     Unlike Keras's own `"auto"`, which never uses XLA on a CPU, nor under a
     `tf.distribute` strategy (where tfvae compiles each replica's step instead).

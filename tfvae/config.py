@@ -200,8 +200,6 @@ class TrainConfig:
     )
 
     def __post_init__(self):
-        if isinstance(self.jit_compile, bool):  # config.json of tfvae 0.1, before "auto"
-            object.__setattr__(self, "jit_compile", "on" if self.jit_compile else "off")
         for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):
             if getattr(self, name) is not None:
                 validation.positive_int(getattr(self, name), name)
@@ -254,6 +252,16 @@ class TrainConfig:
     def out_path(self) -> Path:
         """The model folder: `out`, else `saved_models/<dataset name>`."""
         return Path(self.out or Path("saved_models") / Path(self.dataset).stem)
+
+
+def upgraded(fields: dict) -> dict:
+    """`TrainConfig` fields as an earlier tfvae saved them (a model folder's config.json,
+    a checkpoint's run), in today's form: tfvae 0.1 saved `jit_compile` as true or false,
+    which are now "on" and "off"."""
+    jit_compile = fields.get("jit_compile")
+    if isinstance(jit_compile, bool):
+        return {**fields, "jit_compile": "on" if jit_compile else "off"}
+    return fields
 
 
 def _check_widths(hidden) -> None:

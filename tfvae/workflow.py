@@ -43,7 +43,7 @@ from tfvae import (
 from tfvae.callbacks import LatentDiagnostics, TensorBoardImages
 from tfvae.config import ARCHITECTURES as ARCHITECTURES
 from tfvae.config import LEARNING_RATE_SCHEDULES as LEARNING_RATE_SCHEDULES
-from tfvae.config import MASKS, PLOT_KINDS, XLA, TrainConfig
+from tfvae.config import MASKS, PLOT_KINDS, XLA, TrainConfig, upgraded
 from tfvae.data.sources import SPLITS
 from tfvae.model import VAE
 
@@ -271,7 +271,7 @@ def train(
     if restart and chief:
         checkpoints.discard(checkpoint)
     with strategy.scope():
-        resumed = None if restart else checkpoints.resume(checkpoint, options)
+        resumed = None if restart else checkpoints.resume(checkpoint, options, upgraded)
         if resumed is None:
             model = build_model(config, recipe, config.epochs * steps_per_epoch)
     distribute.check_agreement(strategy, resumed.epochs_done if resumed else 0, "checkpoint")
@@ -384,7 +384,8 @@ def load(model_dir) -> tuple[VAE, Recipe, TrainConfig]:
             )
     run = json.loads((model_dir / "config.json").read_text())
     recipe = Recipe.from_dict(run["recipe"])
-    config = TrainConfig(**{**run["config"], "hidden": tuple(run["config"]["hidden"])})
+    fields = upgraded(run["config"])
+    config = TrainConfig(**{**fields, "hidden": tuple(fields["hidden"])})
     model = keras.saving.load_model(model_dir / "model.keras")
     return model, recipe, config
 

@@ -6,7 +6,6 @@ measured by running the scripts in full, never asserted in tests.
 
 import json
 import statistics
-import subprocess
 import sys
 from pathlib import Path
 
@@ -18,13 +17,12 @@ MNIST = BENCHMARKS.parent.parent / "shared" / "data" / "mnist"
 
 
 def run(script: str, *args) -> None:
-    completed = subprocess.run(
-        [sys.executable, str(BENCHMARKS / script), *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    """Runs a benchmark's `main` in this process, which has TensorFlow loaded already (a
+    process per script cost 11 s of imports each)."""
+    if str(BENCHMARKS) not in sys.path:
+        sys.path.insert(0, str(BENCHMARKS))
+    module = __import__(script.removesuffix(".py"))
+    assert module.main([*map(str, args)]) == 0
 
 
 @pytest.mark.slow
@@ -182,18 +180,10 @@ def test_gpu_step_rows(tmp_path):
     )
 
 
-def run_here(script: str, *args) -> None:
-    """Runs a benchmark's `main` in this process, which has TensorFlow loaded already."""
-    if str(BENCHMARKS) not in sys.path:
-        sys.path.insert(0, str(BENCHMARKS))
-    module = __import__(script.removesuffix(".py"))
-    assert module.main([*map(str, args)]) == 0
-
-
 @pytest.mark.slow
 def test_peers_rows_pair_each_window_with_the_peers(tmp_path):
     out = tmp_path / "peers.json"
-    run_here(
+    run(
         "peers.py",
         *("--batch-sizes", "8", "--rounds", "3", "--window-seconds", "0.02", "--no-torch"),
         *("--peak-sizes", "64", "--out", out),
@@ -218,7 +208,7 @@ def test_peers_rows_pair_each_window_with_the_peers(tmp_path):
 @pytest.mark.slow
 def test_decoding_rows_pair_rounds_and_measure_each_precision(tmp_path):
     out = tmp_path / "decoding.json"
-    run_here(
+    run(
         "decoding.py",
         *("--models", "mlp_784-200-200-50", "--calls", "5", "--repeats", "1", "--rounds", "2"),
         *("--digits-epochs", "1", "--eval-samples", "5", "--out", out),

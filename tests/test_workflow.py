@@ -172,7 +172,7 @@ def test_cosine_schedule_decays_the_learning_rate_to_zero_over_all_steps():
 
 
 def _tiny(out, **kwargs):
-    options = {"epochs": 1, "hidden": (8,), "latent_dim": 2, "jit_compile": False}
+    options = {"epochs": 1, "hidden": (8,), "latent_dim": 2, "jit_compile": "off"}
     return workflow.TrainConfig(out=str(out), **{**options, **kwargs})
 
 

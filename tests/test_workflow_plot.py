@@ -35,7 +35,9 @@ def _grey(image):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     folder = tmp_path_factory.mktemp("plot") / "m"
-    config = workflow.TrainConfig(epochs=2, hidden=(16,), latent_dim=2, out=str(folder))
+    config = workflow.TrainConfig(  # XLA's compiles would cost more than these plots run
+        epochs=2, hidden=(16,), latent_dim=2, out=str(folder), jit_compile="off"
+    )
     return workflow.train(config, verbose=0)
 
 

@@ -18,6 +18,7 @@ Adam 3e-3, batches of 100, XLA, seeds fixed (as in tests/test_diagnostics.py, lo
 """
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -70,7 +71,7 @@ def _train(vae, x_train, x_test, epochs) -> dict:
     return {"test_elbo_before": before, "test_elbo_after": after, "s_per_epoch": seconds / epochs}
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     args = parse_args(argv)
     x_train, _ = data.load("digits", split="train")
     x_test, _ = data.load("digits", split="test")
@@ -149,7 +150,8 @@ def main(argv=None) -> None:
     }
     path = report.write_results("gradient_estimators", results, args.out and Path(args.out))
     print(f"\nwrote {path}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -103,9 +103,16 @@ def test_a_config_saved_before_auto_keeps_its_choice(saved, expected):
     assert TrainConfig(**fields).jit_compile == expected
 
 
-def test_a_boolean_jit_compile_is_refused_by_name():
+def test_jit_compile_takes_a_boolean_and_refuses_other_values_by_name():
+    assert (
+        TrainConfig(jit_compile=True).jit_compile,
+        TrainConfig(jit_compile=False).jit_compile,
+    ) == (
+        "on",
+        "off",
+    )
     with pytest.raises(ValueError, match=r"jit_compile to be one of \['auto', 'on', 'off'\]"):
-        TrainConfig(jit_compile=True)
+        TrainConfig(jit_compile="yes")
 
 
 def test_no_options_give_the_default_config():

@@ -200,6 +200,7 @@ class TrainConfig:
     )
 
     def __post_init__(self):
+        object.__setattr__(self, "jit_compile", xla_choice(self.jit_compile))
         for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):
             if getattr(self, name) is not None:
                 validation.positive_int(getattr(self, name), name)
@@ -254,14 +255,20 @@ class TrainConfig:
         return Path(self.out or Path("saved_models") / Path(self.dataset).stem)
 
 
+def xla_choice(jit_compile) -> str:
+    """`jit_compile` as an `--xla` choice: "auto", "on" and "off" stay; a boolean (what
+    tfvae 0.1 saved, and what Python callers may pass) becomes "on" or "off"."""
+    if isinstance(jit_compile, bool):
+        return "on" if jit_compile else "off"
+    return jit_compile
+
+
 def upgraded(fields: dict) -> dict:
     """`TrainConfig` fields as an earlier tfvae saved them (a model folder's config.json,
-    a checkpoint's run), in today's form: tfvae 0.1 saved `jit_compile` as true or false,
-    which are now "on" and "off"."""
-    jit_compile = fields.get("jit_compile")
-    if isinstance(jit_compile, bool):
-        return {**fields, "jit_compile": "on" if jit_compile else "off"}
-    return fields
+    a checkpoint's run), in today's form (`xla_choice`)."""
+    if "jit_compile" not in fields:
+        return fields
+    return {**fields, "jit_compile": xla_choice(fields["jit_compile"])}
 
 
 def _check_widths(hidden) -> None:

@@ -23,6 +23,7 @@ layers, and no gradient for the data.
 """
 
 import argparse
+import functools
 import sys
 import time
 from pathlib import Path
@@ -249,6 +250,7 @@ def fit_setup(
     return train_throughput.FitSetup(row, model, dataset, tfvae_flops(model_name, batch_size))
 
 
+@functools.cache  # one count per model and batch size, shared by its setups
 def tfvae_flops(model_name: str, batch_size: int) -> float:
     """Matmul FLOPs per example of tfvae's step for `model_name` (shared by the peers)."""
     model = train_throughput.build(model_name, jit_compile=False)

@@ -24,6 +24,29 @@ from tfvae.validation import MAX_SEED
 DATA_DIM, LATENT_DIM, SIGMA = 5, 2, 0.7
 
 
+def gaussian_layer(loc_matrix, loc_offset, covariance, name, diagonal=False):
+    """A Dense layer u -> the raw parameters of N(loc_matrix u + loc_offset, covariance):
+    "full_covariance" parameters (loc, then the raw Cholesky factor), or "diagonal_normal"
+    ones (loc, then the raw standard deviations) for a diagonal covariance."""
+    out_dim, in_dim = np.shape(loc_matrix)
+    min_scale = 1e-4  # the families' default floor, added after the softplus
+    if diagonal:
+        raw_spread = np.log(np.expm1(np.sqrt(np.diag(covariance)) - min_scale))
+    else:
+        # FullCovariance's layout: [loc | raw diagonal | strictly lower entries, by rows].
+        cholesky = np.linalg.cholesky(covariance)
+        rows, cols = np.tril_indices(out_dim, k=-1)
+        raw_diagonal = np.log(np.expm1(np.diag(cholesky) - min_scale))  # softplus inverse
+        raw_spread = np.concatenate([raw_diagonal, cholesky[rows, cols]])
+    width = out_dim + raw_spread.size
+    kernel = np.zeros((in_dim, width))
+    kernel[:, :out_dim] = np.transpose(loc_matrix)
+    layer = keras.layers.Dense(width, name=name)
+    layer.build((None, in_dim))
+    layer.set_weights([kernel, np.concatenate([loc_offset, raw_spread])])
+    return layer
+
+
 class LinearGaussian:
     def __init__(self, seed=0):
         rng = np.random.default_rng(seed)
@@ -54,19 +77,9 @@ class LinearGaussian:
     def exact_encoder(self, shift=0.0, stretch=1.0):
         """A Dense layer outputting full-covariance parameters of
         q(z|x) = N(A (x - b) + shift, stretch^2 S): the exact posterior by default."""
-        # FullCovariance's layout: [loc | raw diagonal | strictly lower entries, by rows].
-        cholesky = stretch * np.linalg.cholesky(self.S)
-        rows, cols = np.tril_indices(LATENT_DIM, k=-1)
-        raw_diagonal = np.log(np.expm1(np.diag(cholesky) - 1e-4))  # softplus inverse
-        tril_raw = np.concatenate([raw_diagonal, cholesky[rows, cols]])
-        width = LATENT_DIM + tril_raw.size
-        kernel = np.zeros((DATA_DIM, width))
-        kernel[:, :LATENT_DIM] = self.A.T
-        bias = np.concatenate([-self.A @ self.b + shift, tril_raw])
-        layer = keras.layers.Dense(width, name="exact_encoder")
-        layer.build((None, DATA_DIM))
-        layer.set_weights([kernel, bias])
-        return layer
+        return gaussian_layer(
+            self.A, -self.A @ self.b + shift, stretch**2 * self.S, "exact_encoder"
+        )
 
     def near_deterministic_vae(self, **kwargs):
         """Diagonal posterior at loc = A (x - b) with its scale at the 1e-4 floor."""
@@ -351,6 +364,12 @@ def test_a_train_step_applies_the_gradients_to_every_variable():
         # NVIL's baseline is the moving average plus its network: both baselines' paths.
         {"gradient_estimator": tfvae.estimators.ScoreFunction(baseline="nvil"), "num_samples": 2},
         {"gradient_estimator": "dreg", "objective": "iwae", "num_samples": 4},
+        # A config, not an instance: each of the two models needs its own networks.
+        {
+            "prior": keras.saving.serialize_keras_object(tfvae.priors.Hierarchical(2, seed=1)),
+            "objective": "iwae",
+            "num_samples": 4,
+        },
     ],
     ids=[
         "default",
@@ -359,6 +378,7 @@ def test_a_train_step_applies_the_gradients_to_every_variable():
         "four_samples",
         "score_function_nvil",
         "dreg",
+        "hierarchical",
     ],
 )
 def test_one_step_with_and_without_xla_agree(family):
@@ -507,6 +527,8 @@ FAMILIES = {
     "full_covariance": {"posterior": "full_covariance"},
     "iwae": {"objective": "iwae", "num_samples": 3},
     "conv": {},
+    # Three layers of latents: the networks of z2 and z3 are saved inside the prior.
+    "hierarchical": {"prior": tfvae.priors.hierarchy((2, 2), seed=1), "objective": "iwae"},
 }
 
 
@@ -565,7 +587,11 @@ def test_keras_save_load_round_trip(tmp_path, name):
     for key, value in vae.likelihood_parameters(z).items():
         np.testing.assert_array_equal(loaded.likelihood_parameters(z)[key].numpy(), value.numpy())
     np.testing.assert_array_equal(loaded.sample(4, seed=7).numpy(), vae.sample(4, seed=7).numpy())
-    np.testing.assert_array_equal(loaded.prior.log_prob(z).numpy(), vae.prior.log_prob(z).numpy())
+    np.testing.assert_array_equal(
+        loaded.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
+        vae.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
+    )
+    assert loaded.latent_dims == vae.latent_dims
     # Training resumes from the restored optimizer with the user's jit_compile setting.
     assert loaded.get_compile_config()["jit_compile"] is True
     assert loaded.optimizer.iterations.numpy() == vae.optimizer.iterations.numpy()

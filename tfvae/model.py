@@ -135,6 +135,7 @@ class VAE(keras.Model):
         beta_schedule, beta_value = _checked_beta(beta, objective)
         gradient_estimator = estimators.get(gradient_estimator)
         gradient_estimator.check(objective, kl)
+        _check_estimator_for_prior(gradient_estimator, prior)
         super().__init__(**kwargs)
         self.encoder = encoder
         self.decoder = decoder
@@ -210,8 +211,15 @@ class VAE(keras.Model):
 
     @property
     def prior(self) -> tfd.Distribution:
-        """p(z), event shape `(latent_dim,)`."""
+        """p(z), event shape `(latent_dim,)`; a ValueError for a hierarchical prior, which
+        has no closed-form density (`prior_layer.log_prob` estimates it)."""
         return self.prior_layer.distribution()
+
+    @property
+    def latent_dims(self) -> tuple[int, ...]:
+        """The sizes of the latent layers, z (z1) first: `(latent_dim,)` for a flat prior,
+        `(100, 50)` for `prior=tfvae.priors.Hierarchical(50)` over 100 latents."""
+        return (self.latent_dim, *self.prior_layer.upper_dims)
 
     # ------------------------------------------------------------------ KL weight
 
@@ -395,13 +403,14 @@ class VAE(keras.Model):
         if not estimator.reparameterized:
             z = tf.stop_gradient(z)
         log_likelihood = self.decode(z, condition, training=training).log_prob(x)  # [L, B]
-        p = self.prior
-        log_prior = p.log_prob(z)  # [L, B]
+        # An estimate for a prior with latents of its own: then its seed is the step's.
+        log_prior = self.prior_layer.log_prob(z, seed, training)  # [L, B]
         q_of_z = q
         if estimator.stops_posterior_in_log_q:
             q_of_z = self.posterior.distribution(tf.nest.map_structure(tf.stop_gradient, params))
         log_posterior = q_of_z.log_prob(z)  # [L, B]
-        kl = self._analytic_kl(q, p) if self.kl == "analytic" else None
+        analytic = self.kl == "analytic" and not self.prior_layer.has_latents
+        kl = self._analytic_kl(q, self.prior) if analytic else None
         kl_is_analytic = kl is not None
         if kl is None:
             kl = tf.reduce_mean(log_posterior - log_prior, axis=0)
@@ -816,6 +825,18 @@ class VAE(keras.Model):
 
 
 _REPARAMETERIZATION = estimators.Reparameterization()
+
+
+def _check_estimator_for_prior(estimator, prior) -> None:
+    """Refuses a gradient estimator that would ignore the latents inside a hierarchical
+    prior: only the reparameterization gradient differentiates through all of them."""
+    if prior.has_latents and not isinstance(estimator, estimators.Reparameterization):
+        raise ValueError(
+            "A prior with latents of its own (a hierarchy) is trained with "
+            "gradient_estimator='reparameterization', which differentiates through every "
+            f"layer of latents. Received: gradient_estimator={estimator.family!r}, "
+            f"prior={prior.family!r}"
+        )
 
 
 def _checked_beta(beta, objective) -> tuple[schedules.BetaSchedule | None, float]:

@@ -8,6 +8,9 @@ Families (`prior=` name):
     - `"standard_normal"`: N(0, I), the default; KL to a Gaussian posterior is analytic.
     - `"mixture"`: a learnable mixture of diagonal Gaussians (`tfd.MixtureSameFamily`);
       the KL has no closed form and is estimated by Monte Carlo.
+    - `"hierarchical"`: p(z) = integral p(z|u) p(u) du with latents u one layer up and
+      their own inference network q(u|z): a VAE over z, which makes the model a
+      hierarchy p(x|z1) p(z1|z2) p(z2) (`Hierarchical`, `hierarchy`).
 """
 
 import math
@@ -19,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import dtypes, prior_families, random, validation
+from tfvae import dtypes, networks, posteriors, prior_families, random, validation
 from tfvae.registry import Registry
 
 tfd = tfp.distributions
@@ -34,6 +37,20 @@ class Prior(keras.layers.Layer):
     def distribution(self) -> tfd.Distribution:
         """p(z), with batch shape `()` and event shape `(latent_dim,)`."""
         raise NotImplementedError
+
+    def log_prob(self, z, seed, training=False) -> tf.Tensor:
+        """log p(z) of z `(..., latent_dim)`: `z.shape[:-1]` nats.
+
+        A prior with latents of its own (`has_latents`) returns a one-draw importance
+        estimate, drawn from the `(2,)` stateless `seed`, whose exponential is unbiased
+        for p(z); the others ignore `seed` and `training`.
+        """
+        return self.distribution().log_prob(z)
+
+    @property
+    def upper_dims(self) -> tuple[int, ...]:
+        """The sizes of the latent layers above z, nearest first: () for a flat prior."""
+        return ()
 
     def parameters(self) -> dict[str, np.ndarray]:
         """The prior's constrained parameters as arrays, named as `param_names`, for the
@@ -137,6 +154,176 @@ class Mixture(prior_families.Mixture, Prior):
         config = super().get_config()
         config.update(num_components=self.num_components, min_scale=self.min_scale, seed=self.seed)
         return config
+
+
+@registry.register(prior_families.Hierarchical.family)
+class Hierarchical(prior_families.Hierarchical, Prior):
+    """p(z) = integral p(z|u) p(u) du: latents u one layer up, with networks of their own.
+
+    A `tfvae.VAE` with this prior is the hierarchical model of Burda et al. (2015),
+    p(x|z1) p(z1|z2) p(z2) with q(z1|x) q(z2|z1): z is z1, u is z2. Its importance weights
+    and ELBO use the one-draw estimate of log p(z1) (`log_prob`), so that ELBO and IWAE
+    training, `log_likelihood` and the KL (a Monte Carlo estimate of KL(q(z1, z2|x) ||
+    p(z1, z2))) are those of the two-layer model. A deeper chain nests priors:
+    `Hierarchical(50, prior=Hierarchical(25))` (see `hierarchy`). Upper layers take no
+    condition. The numpy side is `tfvae.prior_families.Hierarchical`.
+
+    Args:
+        upper_dim: the size of u, a positive integer.
+        decoder: a Keras layer u `(batch_size, upper_dim)` -> the raw parameters of p(z|u),
+            `conditional.param_size(latent_dim)` values (default: an MLP with two hidden
+            layers of `2 * upper_dim` tanh units, Burda et al.'s 100-100 for u of 50). A
+            `tfvae.networks` network is sized automatically.
+        encoder: a Keras layer z `(batch_size, latent_dim)` -> the raw parameters of
+            q(u|z), `posterior.param_size(upper_dim)` values (default: the same MLP).
+        conditional: the family of p(z|u), a `tfvae.posteriors` name or instance.
+        posterior: the family of q(u|z), a `tfvae.posteriors` name or instance.
+        prior: p(u), a name or instance of this registry (`Hierarchical` for a deeper
+            chain).
+        seed: seed of the default networks' initializers (the decoder takes `seed + 1`).
+
+    Example:
+        >>> vae = tfvae.VAE(tfvae.networks.mlp_encoder((200, 200), "tanh"),
+        ...                 tfvae.networks.mlp_decoder((200, 200), "tanh"), latent_dim=100,
+        ...                 prior=tfvae.priors.Hierarchical(50), objective="iwae")
+    """
+
+    def __init__(
+        self,
+        upper_dim: int,
+        decoder=None,
+        encoder=None,
+        conditional="diagonal_normal",
+        posterior="diagonal_normal",
+        prior="standard_normal",
+        seed=None,
+        **kwargs,
+    ):
+        self.upper_dim = validation.positive_int(upper_dim, "upper_dim")
+        self.seed = validation.optional_seed(seed)
+        hidden = (2 * self.upper_dim,) * 2
+        if decoder is None:
+            decoder = networks.mlp_decoder(
+                hidden, "tanh", seed=validation.offset_seed(self.seed, 1)
+            )
+        if encoder is None:
+            encoder = networks.mlp_encoder(hidden, "tanh", seed=self.seed)
+        for argument, layer in (("decoder", decoder), ("encoder", encoder)):
+            if not isinstance(layer, keras.layers.Layer):
+                raise TypeError(
+                    f"Expected {argument} to be a Keras layer that returns tensors. "
+                    f"Received: {argument}={layer!r}"
+                )
+        conditional = posteriors.get(conditional)
+        posterior = posteriors.get(posterior)
+        prior = get(prior)
+        super().__init__(**kwargs)
+        self.decoder = decoder
+        self.encoder = encoder
+        self.conditional = conditional
+        self.posterior = posterior
+        self.prior = prior
+
+    def build(self, input_shape):
+        super().build(input_shape)
+        if isinstance(self.decoder, networks.SizedNetwork):
+            self.decoder.set_target_shape((self.conditional.param_size(self.latent_dim),))
+        if isinstance(self.encoder, networks.SizedNetwork):
+            self.encoder.set_target_shape((self.posterior.param_size(self.upper_dim),))
+        if not self.decoder.built:
+            self.decoder.build((None, self.upper_dim))
+        if not self.encoder.built:
+            self.encoder.build((None, self.latent_dim))
+        if not self.prior.built:
+            self.prior.build((self.upper_dim,))
+
+    @property
+    def upper_dims(self):
+        return (self.upper_dim, *self.prior.upper_dims)
+
+    def distribution(self):
+        raise ValueError(
+            "The hierarchical prior p(z) = integral p(z|u) p(u) du has no closed-form "
+            "density: its log_prob is an importance estimate, and methods that need the "
+            "exact density (e.g. impute with method='metropolis_within_gibbs') cannot use "
+            "it. Received: prior=" + repr(self.name)
+        )
+
+    def conditional_parameters(self, u, training=False) -> dict[str, tf.Tensor]:
+        """p(z|u)'s named parameters for u `(n, upper_dim)`, each `(n, latent_dim[, ...])`."""
+        raw = self.decoder(u, training=training)
+        width = self.conditional.param_size(self.latent_dim)
+        return self.conditional.parameters(tf.reshape(raw, [-1, width]), self.latent_dim)
+
+    def posterior_parameters(self, z, training=False) -> dict[str, tf.Tensor]:
+        """q(u|z)'s named parameters for z `(n, latent_dim)`, each `(n, upper_dim[, ...])`."""
+        raw = self.encoder(z, training=training)
+        width = self.posterior.param_size(self.upper_dim)
+        return self.posterior.parameters(tf.reshape(raw, [-1, width]), self.upper_dim)
+
+    def log_prob(self, z, seed, training=False):
+        """log p(z|u) + log p(u) - log q(u|z) at one u ~ q(u|z) per z: `z.shape[:-1]` nats,
+        whose exponential is unbiased for p(z) (p(u) estimated the same way when it is
+        hierarchical itself)."""
+        u_seed, upper_seed = random.split(seed)
+        z_rows = tf.reshape(z, [-1, self.latent_dim])  # [N, D]
+        params = self.posterior_parameters(z_rows, training)
+        noise = random.standard_normal(
+            [1, tf.shape(z_rows)[0], self.upper_dim], u_seed, dtype=params["loc"].dtype
+        )
+        u = self.posterior.reparameterize(params, noise)[0]  # [N, U]
+        log_posterior = self.posterior.distribution(params).log_prob(u)  # [N]
+        log_upper = self.prior.log_prob(u, upper_seed, training)  # [N]
+        conditional = self.conditional.distribution(self.conditional_parameters(u, training))
+        log_conditional = conditional.log_prob(tf.cast(z_rows, u.dtype))  # [N]
+        return tf.reshape(log_conditional + log_upper - log_posterior, tf.shape(z)[:-1])
+
+    def sample(self, num_samples, seed):
+        """Draws u ~ p(u), then z ~ p(z|u): `(num_samples, latent_dim)`."""
+        u_seed, z_seed = random.split(seed)
+        params = self.conditional_parameters(self.prior.sample(num_samples, u_seed))
+        noise = random.standard_normal(
+            [1, num_samples, self.latent_dim], z_seed, dtype=params["loc"].dtype
+        )
+        return self.conditional.reparameterize(params, noise)[0]
+
+    def get_config(self):
+        config = super().get_config()
+        serialize = keras.saving.serialize_keras_object
+        config.update(
+            upper_dim=self.upper_dim,
+            decoder=serialize(self.decoder),
+            encoder=serialize(self.encoder),
+            conditional=serialize(self.conditional),
+            posterior=serialize(self.posterior),
+            prior=serialize(self.prior),
+            seed=self.seed,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("decoder", "encoder", "prior"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def hierarchy(upper_dims, seed=None) -> Prior:
+    """The prior of a hierarchy of latents above z, nearest first: `hierarchy((50,))` is
+    `Hierarchical(50)`, `hierarchy((50, 25))` is `Hierarchical(50, prior=Hierarchical(25))`,
+    and `hierarchy(())` the standard normal. Each layer has the default networks, seeded
+    from `seed` and the layer's depth.
+
+    Raises:
+        ValueError: for a size that is not a positive integer.
+    """
+    seed = validation.optional_seed(seed)
+    prior = StandardNormal()
+    for depth, upper_dim in reversed(list(enumerate(upper_dims))):
+        layer_seed = validation.offset_seed(seed, 2 * depth)
+        prior = Hierarchical(upper_dim, prior=prior, seed=layer_seed)
+    return prior
 
 
 def get(identifier) -> Prior:

@@ -74,6 +74,12 @@ def optional_seed(value, argument: str = "seed") -> int | None:
     return seed(value, argument, optional=True)
 
 
+def offset_seed(seed: int | None, offset: int) -> int | None:
+    """The seed `offset` places after `seed`, wrapping around past MAX_SEED to 0, so
+    that it stays a valid seed (None stays None: fresh randomness)."""
+    return None if seed is None else (seed + offset) % (MAX_SEED + 1)
+
+
 def positive_float(value, argument: str) -> float:
     """Returns `value` as a float, or raises ValueError unless it is finite and > 0."""
     return _finite_float(value, argument, minimum=0.0, strict=True)

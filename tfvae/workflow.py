@@ -152,13 +152,6 @@ def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
     return data.preprocess(x, scale=recipe.scale, binarize=recipe.binarize, seed=seed)
 
 
-def _decoder_seed(seed: int) -> int:
-    """The decoder's initializer seed for a run's `seed`, the encoder's: `seed + 1`,
-    wrapping around to 0 after `tfvae.validation.MAX_SEED` so that it stays a valid seed.
-    """
-    return (seed + 1) % (validation.MAX_SEED + 1)
-
-
 def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -> VAE:
     """A VAE for `config` (resolved) and its data `recipe`, compiled for training.
 
@@ -168,7 +161,10 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     """
     likelihood = likelihoods.registry.class_of(config.likelihood)(**recipe.likelihood_config)
     encoder_options = {"activation": config.activation, "seed": config.seed}
-    decoder_options = {"activation": config.activation, "seed": _decoder_seed(config.seed)}
+    decoder_options = {
+        "activation": config.activation,
+        "seed": validation.offset_seed(config.seed, 1),
+    }
     if config.architecture == "conv":
         encoder = networks.conv_encoder(**encoder_options)
         decoder = networks.conv_decoder(**decoder_options)

@@ -10,12 +10,14 @@ from pathlib import Path
 import keras
 import numpy as np
 import onnx
+import onnxruntime
 import pytest
 import tensorflow as tf
 import tf2onnx
 
 import tfvae
 from tests.helpers import tree_snapshot, user_files
+from tests.test_priors import TwoLayerLinearGaussian
 from tfvae import export, outputs
 from tfvae.runtime import Sampler
 
@@ -419,3 +421,77 @@ def test_an_unregistered_family_is_refused_before_any_work(tmp_path, monkeypatch
     with pytest.raises(ValueError, match=r"registered likelihood.*SharperBernoulli"):
         _export(vae, tmp_path)
     assert traced == [] and not (tmp_path / "export").exists()
+
+
+# A hierarchy of latents: one decoder and one encoder per layer above z1.
+
+
+@pytest.mark.slow
+def test_a_two_layer_model_exports_one_network_per_layer_checked_against_numpy(tmp_path):
+    model = TwoLayerLinearGaussian()
+    vae = model.vae(upper_shift=np.array([0.3, -0.2]), stretch=1.2)
+    x = model.data(64)
+    bundle = export.export_model(
+        vae,
+        out_dir=tmp_path / "export",
+        saved_model_dir=tmp_path / "saved_models",
+        x_reference=x,
+        atol=1e-5,
+    )
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    prior = manifest["prior"]
+    assert prior["family"] == "hierarchical" and prior["upper_dim"] == 2
+    assert prior["networks"] == {"decoder": "decoder_2", "encoder": "encoder_2"}
+    assert prior["conditional"] == {"family": "diagonal_normal", "parameters": ["loc", "scale"]}
+    assert prior["posterior"]["family"] == "full_covariance"
+    assert prior["prior"] == {"family": "standard_normal", "parameters": {}}
+    assert sorted(manifest["files"]) == [
+        f"{kind}{depth}.onnx" for kind in ("decoder", "encoder") for depth in ("", "_2")
+    ]
+    assert manifest["saved_model"]["signatures"] == [
+        "decode",
+        "decode_2",
+        "encode",
+        "encode_2",
+        "serving_default",
+    ]
+    errors = manifest["parity"]["max_abs_error"]
+    assert all(max(by_format.values()) <= 1e-5 for by_format in errors.values())
+    assert set(errors["onnx"]) == {"decoder", "decoder_2", "encoder", "encoder_2"}
+
+    # The upper layer's networks against the model's closed forms, in numpy.
+    def run(name, z):
+        session = onnxruntime.InferenceSession(str(bundle / f"{name}.onnx"))
+        names = [output.name for output in session.get_outputs()]
+        return dict(zip(names, session.run(None, {"z": z.astype(np.float32)}), strict=True))
+
+    rng = np.random.default_rng(0)
+    z2, z1 = rng.normal(size=(32, 2)), rng.normal(size=(32, 3))
+    decoded = run("decoder_2", z2)  # p(z1|z2) = N(V z2 + c, tau^2 I)
+    np.testing.assert_allclose(decoded["loc"], z2 @ model.V.T + model.c, atol=1e-5)
+    np.testing.assert_allclose(decoded["scale"], np.full((32, 3), 0.6), atol=1e-5)
+    encoded = run("encoder_2", z1)  # q(z2|z1) = N(A2 (z1 - c) + shift, 1.2^2 S2)
+    expected_loc = (z1 - model.c) @ model.A2.T + [0.3, -0.2]
+    np.testing.assert_allclose(encoded["loc"], expected_loc, atol=1e-5)
+    expected_tril = np.linalg.cholesky(1.2**2 * model.S2)
+    np.testing.assert_allclose(
+        encoded["scale_tril"], np.broadcast_to(expected_tril, (32, 2, 2)), atol=1e-5
+    )
+    # The SavedModel serves the same networks under their signatures.
+    loaded = tf.saved_model.load(str(tmp_path / "saved_models" / "1"))
+    served = loaded.signatures["decode_2"](z=tf.constant(z2, tf.float32))
+    np.testing.assert_allclose(served["loc"].numpy(), decoded["loc"], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_decoder_only_hierarchy_samples_but_cannot_score(tmp_path):
+    vae = trained_vae(prior=tfvae.priors.hierarchy((2,), seed=0))
+    bundle = _export(vae, tmp_path, components=("decoder",))
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert manifest["prior"]["networks"] == {"decoder": "decoder_2"}
+    assert sorted(manifest["onnx"]) == ["decoder", "decoder_2"]
+    sampler = Sampler.load(bundle)
+    assert sampler.latent_dims == (3, 2)
+    assert sampler.sample(5, seed=0).shape == (5, 8, 8, 1)
+    with pytest.raises(ValueError, match="no encoder"):
+        sampler.log_likelihood(_data("bernoulli", n=2))

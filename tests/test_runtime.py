@@ -26,6 +26,7 @@ from scipy.special import expit, logsumexp
 import tfvae
 from tests import helpers
 from tests.test_export import LIKELIHOODS, _data, _export, trained_vae
+from tests.test_priors import TwoLayerLinearGaussian
 from tfvae import export, likelihoods, posteriors, prior_families
 from tfvae.bundle import FORMAT_VERSION, file_digests, write_manifest
 from tfvae.interpolation import latent_path
@@ -1295,6 +1296,115 @@ def test_a_decoder_only_bundle_loads_and_a_bundle_without_decoder_is_refused(tmp
     assert info.value.path == folder / "manifest.json"
 
 
+# ======================================= a hierarchy of latents: z2 -> z1 -> x, in numpy
+
+
+def two_layer_stand_in(shift=0.0, upper_shift=0.0, stretch=1.0, **networks):
+    """The two-layer linear-Gaussian model of `tests.test_priors` on stand-in sessions:
+    the manifest's chain as `export._prior_entry` writes it, and the networks of z2's
+    layer, `decoder_2` (p(z1|z2)) and `encoder_2` (q(z2|z1) = N(A2 (z1 - c) +
+    upper_shift, stretch^2 S2)); q(z1|x) = N(A1 x + a1 + shift, stretch^2 S1). `networks`
+    replaces or removes (None) sessions by name."""
+    model = TwoLayerLinearGaussian()
+    tril = stretch * np.linalg.cholesky(model.S1)
+    encoder = (model.A1.T, model.a1 + shift, tril)
+    made = stand_in(
+        likelihoods.Gaussian(scale=0.7), (5,), (model.W.T, model.b), encoder, "full_covariance"
+    )
+    upper_tril = stretch * np.linalg.cholesky(model.S2)
+    sessions = {
+        "decoder_2": StandInSession(
+            {"z": (2,)},
+            ["scale", "loc"],
+            lambda z: {"loc": z @ model.V.T + model.c, "scale": np.full((len(z), 3), 0.6)},
+        ),
+        "encoder_2": StandInSession(
+            {"z": (3,)},
+            ["scale_tril", "loc"],
+            lambda z: {
+                "loc": (z - model.c) @ model.A2.T + upper_shift,
+                "scale_tril": np.broadcast_to(upper_tril, (len(z), 2, 2)),
+            },
+        ),
+    }
+    sessions.update(networks)
+    manifest = {
+        **made.sampler.manifest,
+        "prior": {
+            "family": "hierarchical",
+            "parameters": {},
+            "upper_dim": 2,
+            "conditional": {"family": "diagonal_normal", "parameters": ["loc", "scale"]},
+            "posterior": {"family": "full_covariance", "parameters": ["loc", "scale_tril"]},
+            "networks": {"decoder": "decoder_2", "encoder": "encoder_2"},
+            "prior": {"family": "standard_normal", "parameters": {}},
+        },
+    }
+    sessions = {name: session for name, session in sessions.items() if session is not None}
+    return model, Sampler(manifest, made.decoder, made.encoder, networks=sessions)
+
+
+def _assert_gaussian_moments(draws, mean, covariance):
+    """Sample mean and covariance within NUM_SE standard errors of a Gaussian's."""
+    n = len(draws)
+    variances = np.diag(covariance)
+    assert np.all(np.abs(draws.mean(axis=0) - mean) < helpers.NUM_SE * np.sqrt(variances / n))
+    covariance_se = np.sqrt((np.outer(variances, variances) + covariance**2) / n)
+    assert np.all(np.abs(np.cov(draws.T) - covariance) < helpers.NUM_SE * covariance_se)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_a_hierarchy_draws_every_layer_from_the_top_down(temperature):
+    """z2 ~ N(0, T^2 I), z1 ~ N(V z2 + c, T^2 tau^2 I): z1 ~ N(c, T^2 C1), and x ~ p(x|z1),
+    whose marginal at T = 1 is the model's; each against the closed form."""
+    model, sampler = two_layer_stand_in()
+    assert sampler.latent_dims == (3, 2)
+    z1 = sampler.sample_latents(N, seed=0, temperature=temperature).astype(np.float64)
+    assert z1.shape == (N, 3)
+    _assert_gaussian_moments(z1, model.c, temperature**2 * model.C1)
+    if temperature == 1.0:
+        x = sampler.sample(N, seed=1).astype(np.float64)
+        _assert_gaussian_moments(x, *model.marginal())
+
+
+def test_a_hierarchy_scores_exactly_with_the_exact_posteriors():
+    """With q(z1|x) and q(z2|z1) exact, every two-layer importance weight is p(x), also at
+    latents far from the posterior's."""
+    model, sampler = two_layer_stand_in()
+    x = model.data(6)
+    exact = model.log_marginal(x)
+    np.testing.assert_allclose(sampler.elbo(x, num_samples=3, seed=0), exact, atol=1e-4)
+    np.testing.assert_allclose(
+        sampler.log_likelihood(x, 50, chunk_size=7, seed=1), exact, atol=1e-4
+    )
+    far = 3.0 * np.random.default_rng(2).normal(size=(4, 6, 3))
+    weights = sampler.log_weights(x, far, seed=3)
+    np.testing.assert_allclose(weights, np.broadcast_to(exact, (4, 6)), atol=1e-4)
+
+
+def test_a_hierarchy_log_likelihood_approaches_the_log_marginal():
+    """Imperfect posteriors at both layers: the ELBO lies below log p(x) and the estimate
+    of 5000 samples within 0.1 nats of it; the same seed gives the same scores."""
+    model, sampler = two_layer_stand_in(shift=(0.3, -0.2, 0.2), upper_shift=(0.3, 0.3), stretch=1.2)
+    x = model.data(8)
+    exact = model.log_marginal(x)
+    estimate = sampler.log_likelihood(x, 5000, chunk_size=1000, seed=4)
+    np.testing.assert_allclose(estimate, exact, atol=0.1)
+    elbo = sampler.elbo(x, num_samples=20_000, seed=5)
+    assert np.all(elbo < exact - 0.05), exact - elbo
+    np.testing.assert_array_equal(
+        sampler.log_likelihood(x, 5000, chunk_size=1000, seed=4), estimate
+    )
+
+
+def test_a_hierarchy_names_what_its_bundle_lacks():
+    with pytest.raises(BundleError, match="'decoder_2' is missing"):
+        two_layer_stand_in(decoder_2=None)
+    _, sampler = two_layer_stand_in()
+    with pytest.raises(ValueError, match="pass rng="):
+        sampler.prior.numpy_log_prob(np.zeros((2, 3)), sampler._prior_parameters)
+
+
 # ================================== slow: trained and exported models (integration)
 
 
@@ -1810,3 +1920,26 @@ def test_the_stand_in_has_the_exported_manifest_and_outputs(bundles, likelihood_
         assert {k: (v.shape, v.dtype) for k, v in stand_in_outputs.items()} == {
             k: (v.shape, v.dtype) for k, v in theirs.items()
         }
+
+
+@pytest.mark.slow
+def test_two_layer_runtime_samples_match_keras_in_distribution(tmp_path):
+    """A trained two-layer model with a learned Gaussian scale, exported: per pixel, the
+    means and the variances of 10,000 runtime draws and 10,000 Keras draws agree within
+    4.5 standard errors of their difference (se of a variance: sqrt((m4 - s^4) / N))."""
+    vae = trained_vae("gaussian_learned_scale", prior=tfvae.priors.hierarchy((2,), seed=0))
+    bundle = _export(vae, tmp_path, "gaussian_learned_scale", atol=1e-5)
+    ours = Sampler.load(bundle).sample(N, seed=0).astype(np.float64)
+    theirs = vae.sample(N, seed=1).numpy().astype(np.float64)
+
+    def variance_and_se(draws):
+        centred = draws - draws.mean(axis=0)
+        variance = np.mean(centred**2, axis=0)
+        return variance, np.sqrt((np.mean(centred**4, axis=0) - variance**2) / N)
+
+    mean_z = np.abs(ours.mean(axis=0) - theirs.mean(axis=0)) / np.sqrt(
+        (ours.var(axis=0) + theirs.var(axis=0)) / N
+    )
+    (var_ours, se_ours), (var_theirs, se_theirs) = variance_and_se(ours), variance_and_se(theirs)
+    variance_z = np.abs(var_ours - var_theirs) / np.sqrt(se_ours**2 + se_theirs**2)
+    assert mean_z.max() < 4.5 and variance_z.max() < 4.5, (mean_z.max(), variance_z.max())

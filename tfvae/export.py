@@ -8,6 +8,12 @@
     - a bundle `export/NAME/` with `decoder.onnx`, `encoder.onnx`, `manifest.json` and
       `manifest.sha256`, which `tfvae.runtime.Sampler` runs with numpy and onnxruntime.
 
+A model with a hierarchy of latents (`tfvae.priors.Hierarchical`) exports one decoder and
+one encoder per layer above z1: `decoder_K` maps z_K to the parameters of
+p(z_{K-1}|z_K) and `encoder_K` maps z_{K-1} to those of q(z_K|z_{K-1}) (signatures
+`decode_K`, `encode_K`), and the manifest's prior entry describes the chain; the runtime
+draws every layer's latents between the networks, in numpy.
+
 No sampling op goes into a graph (tf2onnx cannot convert TensorFlow's stateless random
 ops): z is an input, and the runtime draws z and x ~ p(x|z) in numpy from the
 likelihood's parameters, whose names and constants the manifest records.
@@ -32,7 +38,6 @@ from tfvae import atomic, bundle, likelihoods, outputs, posteriors, precision, p
 from tfvae.model import VAE
 
 COMPONENTS = ("decoder", "encoder")
-SIGNATURES = {"decoder": "decode", "encoder": "encode"}
 _PARITY_SAMPLES = 64
 
 
@@ -51,6 +56,12 @@ class ExportParityError(ValueError):
             f"Export failed its parity check: max abs errors {errors} exceed atol={atol:g}. "
             "Nothing was written."
         )
+
+
+def _signature(component: str) -> str:
+    """The SavedModel signature of a network: decoder -> decode, encoder_2 -> encode_2."""
+    kind, _, depth = component.partition("_")
+    return kind.removesuffix("r") + (f"_{depth}" if depth else "")
 
 
 def _input_specs(model: VAE, first: str, shape) -> list[tf.TensorSpec]:
@@ -80,6 +91,47 @@ def _encode_function(model: VAE):
         return model.posterior_parameters(x, condition)
 
     return tf.function(encode, input_signature=_input_specs(model, "x", model.data_shape))
+
+
+def _taking_z(method):
+    """`method` as a function of one argument named `z`, the ONNX input's name."""
+
+    def network(z):
+        return method(z)
+
+    return network
+
+
+def _latent_layers(model: VAE) -> list:
+    """The model's `tfvae.priors.Hierarchical` priors, nearest to x first (z2's, z3's)."""
+    layers, prior = [], model.prior_layer
+    while prior.has_latents:
+        layers.append(prior)
+        prior = prior.prior
+    return layers
+
+
+def _layer_networks(model: VAE, seed) -> dict[str, tuple]:
+    """`{component: (tf.function, parity inputs)}` of each layer above z1: decoder_K,
+    z_K `(batch, upper_dim)` -> p(z_{K-1}|z_K)'s parameters, checked on z_K ~ p(z_K); and
+    encoder_K, z_{K-1} `(batch, latent_dim)` -> q(z_K|z_{K-1})'s, on z_{K-1} ~ p(z_{K-1})."""
+    networks = {}
+    for depth, layer in enumerate(_latent_layers(model), start=2):
+        specs = {
+            "decoder": [tf.TensorSpec([None, layer.upper_dim], tf.float32, name="z")],
+            "encoder": [tf.TensorSpec([None, layer.latent_dim], tf.float32, name="z")],
+        }
+        inputs = {
+            "decoder": layer.prior.sample(_PARITY_SAMPLES, seed),
+            "encoder": layer.sample(_PARITY_SAMPLES, seed),
+        }
+        methods = {"decoder": layer.conditional_parameters, "encoder": layer.posterior_parameters}
+        for kind, method in methods.items():
+            networks[f"{kind}_{depth}"] = (
+                tf.function(_taking_z(method), input_signature=specs[kind]),
+                {"z": np.asarray(inputs[kind], dtype=np.float32)},
+            )
+    return networks
 
 
 def export_model(
@@ -167,7 +219,14 @@ def export_model(
     )
 
     functions = {"decoder": _decode_function(model), "encoder": _encode_function(model)}
-    functions = {component: functions[component] for component in components}
+    # In COMPONENTS' order: the first is also the SavedModel's `serving_default`.
+    functions = {c: function for c, function in functions.items() if c in components}
+    layers = {
+        component: network
+        for component, network in _layer_networks(model, [0, 1]).items()
+        if component.partition("_")[0] in components
+    }
+    functions.update({component: function for component, (function, _) in layers.items()})
     rng = np.random.default_rng(0)
     z = np.asarray(model.prior_layer.sample(_PARITY_SAMPLES, [0, 0]), dtype=np.float32)
     condition = None  # any values exercise the graph
@@ -184,10 +243,11 @@ def export_model(
             f"Received: x_reference.shape={np.shape(x_reference)}"
         )
     inputs = {"decoder": {"z": z}, "encoder": {"x": x}}
+    inputs.update({component: feeds for component, (_, feeds) in layers.items()})
     if condition is not None:
         inputs["decoder"]["condition"] = condition
         inputs["encoder"]["condition"] = condition[: len(x)]
-    expected = {c: _numpy(functions[c](**inputs[c])) for c in components}
+    expected = {c: _numpy(function(**inputs[c])) for c, function in functions.items()}
 
     def check(_):  # again right before each swap: both folders, before the first swap
         outputs.check_destination(out_dir, outputs.BUNDLE, "out_dir")
@@ -203,7 +263,7 @@ def export_model(
         errors = {"saved_model": {}, "onnx": {}}
         io_names = {}
         for component, function in functions.items():
-            signature = loaded.signatures[SIGNATURES[component]]
+            signature = loaded.signatures[_signature(component)]
             feeds = {name: tf.constant(value) for name, value in inputs[component].items()}
             received = _numpy(signature(**feeds))
             errors["saved_model"][component] = _max_abs_error(expected[component], received)
@@ -299,10 +359,8 @@ def _write_saved_model(model, functions, path: Path) -> None:
 
     archive = keras.export.ExportArchive()
     archive.track(model)
-    # The first endpoint is also `serving_default`: the decoder, when exported.
-    for component in sorted(functions, key=COMPONENTS.index):
-        function = functions[component]
-        archive.add_endpoint(SIGNATURES[component], function, function.input_signature)
+    for component, function in functions.items():  # the first is `serving_default`
+        archive.add_endpoint(_signature(component), function, function.input_signature)
     archive.write_out(str(path), verbose=False)
 
 
@@ -353,11 +411,42 @@ def _family_names(model: VAE) -> dict[str, str]:
         ValueError: for a family that is not registered under a name of its own (e.g.
             an unregistered subclass of `Bernoulli`, which would be sampled as one).
     """
+    for layer in _latent_layers(model):
+        posteriors.registry.name_of(layer.conditional)
+        posteriors.registry.name_of(layer.posterior)
+        priors.registry.name_of(layer.prior)
     return {
         "likelihood": likelihoods.registry.name_of(model.likelihood),
         "prior": priors.registry.name_of(model.prior_layer),
         "posterior": posteriors.registry.name_of(model.posterior),
     }
+
+
+def _prior_entry(prior, depth: int, io_names: dict) -> dict:
+    """The manifest's record of p(z_{depth-1}): its family and parameters, and for a
+    hierarchical prior the chain above it: the size of z_depth, the families of
+    p(z_{depth-1}|z_depth) and q(z_depth|z_{depth-1}), their exported networks
+    (`{"decoder": "decoder_K", "encoder": "encoder_K"}`, those exported), and p(z_depth)."""
+    entry = {
+        "family": priors.registry.name_of(prior),
+        "parameters": {k: v.tolist() for k, v in prior.parameters().items()},
+    }
+    if prior.has_latents:
+        names = {kind: f"{kind}_{depth}" for kind in COMPONENTS}
+        entry.update(
+            upper_dim=prior.upper_dim,
+            conditional={
+                "family": posteriors.registry.name_of(prior.conditional),
+                "parameters": list(prior.conditional.param_names),
+            },
+            posterior={
+                "family": posteriors.registry.name_of(prior.posterior),
+                "parameters": list(prior.posterior.param_names),
+            },
+            networks={kind: name for kind, name in names.items() if name in io_names},
+            prior=_prior_entry(prior.prior, depth + 1, io_names),
+        )
+    return entry
 
 
 def _manifest(
@@ -366,7 +455,6 @@ def _manifest(
     import onnx
     import tf2onnx
 
-    prior = model.prior_layer
     return {
         "format": outputs.BUNDLE.format,
         "name": name,
@@ -386,10 +474,7 @@ def _manifest(
             "constants": model.likelihood.constants(),
             "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime
         },
-        "prior": {
-            "family": families["prior"],
-            "parameters": {k: v.tolist() for k, v in prior.parameters().items()},
-        },
+        "prior": _prior_entry(model.prior_layer, 2, io_names),
         "posterior": {
             "family": families["posterior"],
             "parameters": list(model.posterior.param_names),
@@ -397,7 +482,7 @@ def _manifest(
         "onnx": io_names,
         "saved_model": {
             "version": version,
-            "signatures": sorted(SIGNATURES[c] for c in io_names) + ["serving_default"],
+            "signatures": sorted(map(_signature, io_names)) + ["serving_default"],
         },
         "files": bundle.file_digests(bundle_dir, (entry["file"] for entry in io_names.values())),
         "parity": {"atol": atol, "max_abs_error": errors},

@@ -114,8 +114,8 @@ class Hierarchical(PriorFamily):
 
     The parameters are not arrays but what the runtime assembles from the bundle:
         `upper_dim`: the size of u.
-        `decode`: u `(n, upper_dim)` float32 -> p(z|u)'s named parameters (a network).
-        `encode`: z `(n, latent_dim)` float32 -> q(u|z)'s named parameters (a network);
+        `decoder`: u `(n, upper_dim)` float32 -> p(z|u)'s named parameters (a network).
+        `encoder`: z `(n, latent_dim)` float32 -> q(u|z)'s named parameters (a network);
             needed by `numpy_log_prob` only.
         `conditional`, `posterior`: the `tfvae.posteriors` families of p(z|u) and q(u|z).
         `prior`: `(family, parameters)` of p(u).
@@ -126,7 +126,7 @@ class Hierarchical(PriorFamily):
     def numpy_sample(self, n, latent_dim, params, temperature, rng):
         family, upper_params = params["prior"]
         u = family.numpy_sample(n, params["upper_dim"], upper_params, temperature, rng)
-        conditional = params["decode"](u.astype(np.float32))  # [n, D] each
+        conditional = params["decoder"](u.astype(np.float32))  # [n, D] each
         noise = temperature * rng.standard_normal((1, n, latent_dim))
         return params["conditional"].numpy_reparameterize(conditional, noise)[0]
 
@@ -138,11 +138,11 @@ class Hierarchical(PriorFamily):
             )
         z = np.asarray(z, dtype=np.float64)
         rows = z.reshape(-1, z.shape[-1])  # [N, D]
-        posterior = params["encode"](rows.astype(np.float32))  # q(u|z), [N, U] each
+        posterior = params["encoder"](rows.astype(np.float32))  # q(u|z), [N, U] each
         u = params["posterior"].numpy_sample(posterior, 1, rng)  # [1, N, U]
         family, upper_params = params["prior"]
         log_upper = family.numpy_log_prob(u[0], upper_params, rng)  # [N]
-        conditional = params["decode"](u[0].astype(np.float32))  # p(z|u)
+        conditional = params["decoder"](u[0].astype(np.float32))  # p(z|u)
         log_conditional = params["conditional"].numpy_log_prob(rows[None], conditional)[0]
         log_posterior = params["posterior"].numpy_log_prob(u, posterior)[0]
         return (log_conditional + log_upper - log_posterior).reshape(z.shape[:-1])

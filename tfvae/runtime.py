@@ -44,6 +44,44 @@ def _family(registry, entry: dict, manifest_path: Path, **config):
         ) from None
 
 
+def _network(session):
+    """An ONNX session as a function of z `(n, D)` float32 -> its named outputs."""
+    names = [output.name for output in session.get_outputs()]
+    return lambda z: dict(zip(names, session.run(None, {"z": z}), strict=True))
+
+
+def _prior(entry: dict, sessions: dict, manifest_path: Path) -> tuple:
+    """`(family, parameters)` of the prior a manifest entry describes: its parameters as
+    float64 arrays, or for a family with latents of its own (`has_latents`) what
+    `tfvae.prior_families.Hierarchical` reads: the networks of its layer (from
+    `sessions`, by component name), the families, and p(u), recursively.
+
+    Raises:
+        BundleError: the entry names an unknown family or a network the bundle lacks.
+    """
+    family = _family(prior_families.registry, entry, manifest_path)
+    params = {
+        name: np.asarray(value, dtype=np.float64) for name, value in entry["parameters"].items()
+    }
+    if not family.has_latents:
+        return family, params
+    networks = {}
+    for role, component in entry["networks"].items():  # {"decoder": "decoder_2", ...}
+        if component not in sessions:
+            raise BundleError(manifest_path, f"the prior's {role} {component!r} is missing")
+        networks[role] = _network(sessions[component])
+    if "decoder" not in networks:
+        raise BundleError(manifest_path, "the hierarchical prior has no decoder")
+    return family, {
+        **params,
+        **networks,
+        "upper_dim": int(entry["upper_dim"]),
+        "conditional": _family(posteriors.registry, entry["conditional"], manifest_path),
+        "posterior": _family(posteriors.registry, entry["posterior"], manifest_path),
+        "prior": _prior(entry["prior"], sessions, manifest_path),
+    }
+
+
 def _generator(seed) -> np.random.Generator:
     """A numpy generator from a seed in tfvae's one range (`tfvae.validation.seed`) or
     None (fresh entropy); a generator passes through, so one call can hand its stream to
@@ -58,7 +96,9 @@ class Sampler:
 
     Attributes:
         manifest: the bundle's manifest (dict).
-        latent_dim: size of z.
+        latent_dim: size of z (z1 in a hierarchy).
+        latent_dims: the sizes of every layer of latents, z1 first: `(latent_dim,)` for a
+            flat prior, `(100, 50)` for two layers.
         data_shape: shape of one x, e.g. `(28, 28, 1)`.
         condition_shape: shape of one condition y of a conditional model, else None.
         likelihood: the likelihood family the manifest names, with its constants.
@@ -71,7 +111,7 @@ class Sampler:
         BundleError: the manifest names a family this process does not know.
     """
 
-    def __init__(self, manifest: dict, decoder, encoder=None, bundle_dir="."):
+    def __init__(self, manifest: dict, decoder, encoder=None, bundle_dir=".", networks=None):
         manifest_path = Path(bundle_dir) / "manifest.json"
         self.manifest = manifest
         self.likelihood = _family(
@@ -80,14 +120,16 @@ class Sampler:
             manifest_path,
             **manifest["likelihood"]["constants"],
         )
-        self.prior = _family(prior_families.registry, manifest["prior"], manifest_path)
-        # As arrays once: every chunk of a log-likelihood estimate reads them.
-        self._prior_parameters = {
-            name: np.asarray(value, dtype=np.float64)
-            for name, value in manifest["prior"]["parameters"].items()
-        }
+        # As arrays once: every chunk of a log-likelihood estimate reads them. A hierarchy's
+        # networks above z1 are the `networks` sessions named in its entry.
+        self.prior, self._prior_parameters = _prior(
+            manifest["prior"], networks or {}, manifest_path
+        )
         self.posterior = _family(posteriors.registry, manifest["posterior"], manifest_path)
         self.latent_dim = int(manifest["latent_dim"])
+        self.latent_dims, entry = (self.latent_dim,), manifest["prior"]
+        while "upper_dim" in entry:
+            self.latent_dims, entry = (*self.latent_dims, int(entry["upper_dim"])), entry["prior"]
         self.data_shape = tuple(manifest["data"]["shape"])
         condition_shape = manifest.get("condition_shape")
         self.condition_shape = None if condition_shape is None else tuple(condition_shape)
@@ -142,7 +184,7 @@ class Sampler:
         }
         if "decoder" not in sessions:
             raise BundleError(bundle / "manifest.json", "the bundle has no decoder")
-        return cls(manifest, sessions["decoder"], sessions.get("encoder"), bundle)
+        return cls(manifest, sessions["decoder"], sessions.get("encoder"), bundle, sessions)
 
     # ----------------------------------------------------------------------- decoding
 
@@ -202,7 +244,12 @@ class Sampler:
         return self.decode(z, condition)["mean"]
 
     def sample_latents(self, n: int, seed=None, temperature: float = 1.0) -> np.ndarray:
-        """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread."""
+        """Draws z ~ p(z), `(n, latent_dim)` float32; `temperature` scales its spread.
+
+        In a hierarchy, every layer is drawn from the top down, z_K ~ p(z_K), then each
+        z_{k-1} ~ p(z_{k-1}|z_k) in numpy from the parameters its ONNX decoder computes;
+        `temperature` scales the spread of every layer.
+        """
         n = validation.positive_int(n, "n")
         temperature = validation.positive_float(temperature, "temperature")
         rng = _generator(seed)
@@ -372,16 +419,21 @@ class Sampler:
         rng = _generator(seed)
         return self._log_weights(x, params, num_samples, rng, condition).mean(axis=0)
 
-    def log_weights(self, x, z, condition=None) -> np.ndarray:
+    def log_weights(self, x, z, condition=None, seed=None) -> np.ndarray:
         """Importance log-weights log p(x|z) + log p(z) - log q(z|x) at given latents.
 
         The building block of `log_likelihood` and `elbo`, for estimators of your own
-        (or latents shared with another implementation).
+        (or latents shared with another implementation). In a hierarchy, log p(z1) is
+        the one-draw estimate of `tfvae.prior_families.Hierarchical`, so that these are
+        the two-layer model's weights p(x|z1) p(z1|z2) p(z2) / (q(z1|x) q(z2|z1)) with
+        z2 ~ q(z2|z1) drawn from `seed`.
 
         Args:
             x: `(n, *data_shape)` data in the likelihood's support.
             z: `(L, n, latent_dim)` latents, L per example.
             condition: for a conditional model, one condition or one per example.
+            seed: an integer in [0, 2**31 - 1] or None, for the draws of a hierarchy's
+                upper latents (flat priors draw nothing).
 
         Returns:
             `(L, n)` float64 nats.
@@ -394,14 +446,15 @@ class Sampler:
                 f"Received: z.shape={z.shape}"
             )
         support.check_finite(z, "z")
-        return self._log_weights_at(x, self._posterior_parameters(x, condition), z, condition)
+        params = self._posterior_parameters(x, condition)
+        return self._log_weights_at(x, params, z, condition, _generator(seed))
 
     def _log_weights(self, x, params, num_samples, rng, condition) -> np.ndarray:
         """`(num_samples, n)` log-weights at z ~ q(z|x), given the encoder's `params`."""
         z = self.posterior.numpy_sample(params, num_samples, rng)  # [L, n, D] float64
-        return self._log_weights_at(x, params, z, condition)
+        return self._log_weights_at(x, params, z, condition, rng)
 
-    def _log_weights_at(self, x, params, z, condition) -> np.ndarray:
+    def _log_weights_at(self, x, params, z, condition, rng) -> np.ndarray:
         num_samples, n = z.shape[:2]
         if condition is not None:  # one per example, repeated for each of the L latents
             condition = np.asarray(condition, dtype=np.float32)
@@ -414,5 +467,5 @@ class Sampler:
         }
         log_likelihood = self.likelihood.numpy_log_prob(x.astype(np.float64), decoded)
         log_likelihood = log_likelihood.reshape(num_samples, n, -1).sum(axis=-1)  # [L, n]
-        log_prior = self.prior.numpy_log_prob(z, self._prior_parameters)
+        log_prior = self.prior.numpy_log_prob(z, self._prior_parameters, rng)
         return log_likelihood + log_prior - self.posterior.numpy_log_prob(z, params)

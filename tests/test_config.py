@@ -18,6 +18,7 @@ TRAIN_FLAGS = {
     "--epochs",
     "--batch-size",
     "--latent-dim",
+    "--latent-dims",
     "--likelihood",
     "--architecture",
     "--hidden",
@@ -224,6 +225,12 @@ def test_the_workflow_names_are_the_configs():
         ({"objective": "vae"}, r"objective to be one of \['elbo', 'iwae'\]"),
         ({"hidden": [4, 0]}, "hidden to be a sequence of positive layer widths"),
         ({"hidden": "500"}, "hidden to be a sequence of positive layer widths"),
+        (
+            {"latent_dims": ()},
+            r"latent_dims to be positive latent sizes.*Received: latent_dims=\(\)",
+        ),
+        ({"latent_dims": (100, 0)}, r"latent_dims to be positive latent sizes"),
+        ({"latent_dims": (8, 4), "latent_dim": 6}, r"latent_dim to be the first of latent_dims"),
         ({"seed": None}, r"seed to be an integer in \[0, 2147483647\]\. Received: seed=None"),
         ({"activation": "swoosh"}, r"Keras activation .* Received: activation='swoosh'"),
     ],
@@ -231,6 +238,13 @@ def test_the_workflow_names_are_the_configs():
 def test_bad_values_are_refused_by_name(kwargs, match):
     with pytest.raises(ValueError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_latent_dims_parse_and_resolve_the_size_of_z1():
+    config = _parse("--latent-dims", "100,50")
+    assert config.latent_dims == (100, 50) and config.latent_dim is None
+    assert config.resolve(workflow.RECIPES["mnist"]).latent_dim == 100
+    assert TrainConfig(latent_dims=[8, 4], latent_dim=8).latent_dims == (8, 4)  # config.json
 
 
 def test_resolve_names_the_model_folder_after_the_dataset_file():

@@ -427,14 +427,7 @@ def test_hierarchical_rejects_an_invalid_upper_dim(upper_dim):
 
 
 def test_a_hierarchical_prior_has_no_closed_form_density(two_layer):
-    model, x = two_layer
+    model, _ = two_layer
     vae = model.vae()
-    with pytest.raises(ValueError, match=r"no closed-form density"):
+    with pytest.raises(ValueError, match=r"no closed-form density.*Received: prior="):
         vae.prior  # noqa: B018
-    mask = np.zeros(x.shape, bool)
-    mask[:, 0] = True
-    with pytest.raises(ValueError, match=r"no closed-form density"):
-        vae.impute(x, mask, steps=2)
-    # Pseudo-Gibbs needs no density of the prior: it runs on the hierarchy.
-    imputed = vae.impute(x, mask, method="pseudo_gibbs", steps=2, seed=0).numpy()
-    np.testing.assert_array_equal(imputed[~mask], x[~mask])

@@ -140,6 +140,22 @@ def test_build_model_passes_the_objective_and_activation_on():
         assert network.hidden_layers[0].activation is keras.activations.tanh
 
 
+def test_build_model_stacks_the_latent_dims_with_their_own_seeds():
+    config = workflow.TrainConfig(latent_dims=(6, 4, 2), activation="elu", hidden=(4,), seed=7)
+    recipe = workflow.RECIPES["digits"]
+    model = workflow.build_model(config.resolve(recipe), recipe)
+    model.build((None, 8, 8, 1))
+    assert model.latent_dims == (6, 4, 2)
+    layers = [model.prior_layer, model.prior_layer.prior]
+    # Every network has its own seed: encoder 7, decoder 8, then two per layer above z1.
+    seeds = [model.encoder.seed, model.decoder.seed]
+    seeds += [network.seed for layer in layers for network in (layer.encoder, layer.decoder)]
+    assert seeds == [7, 8, 9, 10, 11, 12]
+    assert all(
+        layer.encoder.hidden_layers[0].activation is keras.activations.elu for layer in layers
+    )
+
+
 @pytest.mark.parametrize("seed, decoder_seed", [(0, 1), (41, 42), (2**31 - 2, 2**31 - 1)])
 def test_the_decoder_is_seeded_after_the_encoder(seed, decoder_seed):
     """Seed s gives the decoder s + 1, as every run before the wrap-around did."""

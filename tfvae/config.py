@@ -136,6 +136,12 @@ class TrainConfig:
     epochs: int | None = option(None, "passes over the training set")
     batch_size: int = option(100, "examples per step")
     latent_dim: int | None = option(None, "size of the latent z")
+    latent_dims: tuple[int, ...] | None = option(
+        None,
+        "a hierarchy of latents, z1 first: 100,50 is p(x|z1) p(z1|z2) p(z2) with z1 of 100 "
+        "and z2 of 50 (Burda et al. 2015); the first is --latent-dim",
+        metavar="DIMS",
+    )
     likelihood: str | None = option(None, "p(x|z) family", choices=likelihoods.registry.names)
     architecture: str | None = option(None, "encoder/decoder kind", choices=ARCHITECTURES)
     hidden: tuple[int, ...] | None = option(
@@ -212,6 +218,9 @@ class TrainConfig:
         validation.seed(self.seed, "seed")
         if self.hidden is not None:
             _check_widths(self.hidden)
+        if self.latent_dims is not None:
+            _check_latent_dims(self.latent_dims, self.latent_dim)
+            object.__setattr__(self, "latent_dims", tuple(self.latent_dims))  # JSON: a list
         for field in dataclasses.fields(self):
             declared = field.metadata.get(OPTION)
             value = getattr(self, field.name)
@@ -243,7 +252,7 @@ class TrainConfig:
         return dataclasses.replace(
             self,
             epochs=self.epochs or recipe.epochs,
-            latent_dim=self.latent_dim or recipe.latent_dim,
+            latent_dim=self.latent_dim or (self.latent_dims or [recipe.latent_dim])[0],
             likelihood=self.likelihood or recipe.likelihood,
             architecture=self.architecture or recipe.architecture,
             hidden=tuple(self.hidden if self.hidden is not None else recipe.hidden),
@@ -280,6 +289,25 @@ def _check_widths(hidden) -> None:
         raise ValueError(
             "Expected hidden to be a sequence of positive layer widths such as (500, 500), "
             f"or () for a single linear layer. Received: hidden={hidden!r}"
+        )
+
+
+def _check_latent_dims(latent_dims, latent_dim) -> None:
+    """Raises ValueError unless `latent_dims` is a non-empty sequence of sizes whose first
+    is `latent_dim` (when that is given)."""
+    sizes = latent_dims if isinstance(latent_dims, tuple | list) else []
+    if not sizes or not all(
+        isinstance(size, numbers.Integral) and not isinstance(size, bool) and size >= 1
+        for size in sizes
+    ):
+        raise ValueError(
+            "Expected latent_dims to be positive latent sizes, z1 first, such as (100, 50). "
+            f"Received: latent_dims={latent_dims!r}"
+        )
+    if latent_dim is not None and latent_dim != sizes[0]:
+        raise ValueError(
+            "Expected latent_dim to be the first of latent_dims, the size of z1. Received: "
+            f"latent_dim={latent_dim}, latent_dims={tuple(latent_dims)}"
         )
 
 

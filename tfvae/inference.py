@@ -383,7 +383,10 @@ def impute(
     Frellsen, 2018) with probability min(1, p(x_t|z') p(z') q(z_t|x_t) /
     (p(x_t|z_t) p(z_t) q(z'|x_t))), which makes p(z, x_missing | x_observed) its
     stationary distribution. Then x_missing ~ p(x_missing|z). The observed entries
-    never change. The chain starts from missing entries drawn from p(x|z=0).
+    never change. The chain starts from missing entries drawn from p(x|z=0). With a
+    hierarchical prior, p(z) is the one-draw estimate of `tfvae.priors.Hierarchical`,
+    drawn for each proposal and kept with the state: a pseudo-marginal chain (Andrieu
+    and Roberts, 2009), whose target is still the exact one.
 
     Args:
         model: a built `tfvae.VAE`.
@@ -425,35 +428,42 @@ def _impute_function(model, method, steps):
     burn_in = steps // 2
 
     def chain(x0, mask, seed, condition):
-        def joint_minus_proposal(x, z, q):  # [B]: log p(x|z) + log p(z) - log q(z|x)
-            log_joint = model.decode(z, condition).log_prob(x) + model.prior.log_prob(z)
+        def joint_minus_proposal(x, z, log_prior, q):  # [B]: log p(x|z) p(z) / q(z|x)
+            log_joint = model.decode(z, condition).log_prob(x) + log_prior
             return log_joint - q.log_prob(z)
 
-        def step(i, x, z, total):
-            proposal_seed, accept_seed, x_seed = random.split(
-                tf.random.experimental.stateless_fold_in(seed, i), 3
+        def step(i, x, z, log_prior, total):
+            proposal_seed, accept_seed, x_seed, prior_seed = random.split(
+                tf.random.experimental.stateless_fold_in(seed, i), 4
             )
             params = model.posterior_parameters(x, condition)
             q = model.posterior.distribution(params)
             noise = random.standard_normal([tf.shape(x)[0], model.latent_dim], proposal_seed)
             proposal = model.posterior.reparameterize(params, noise[None])[0]  # [B, D]
             if metropolis:
-                log_ratio = joint_minus_proposal(x, proposal, q) - joint_minus_proposal(x, z, q)
+                proposal_log_prior = model.prior_layer.log_prob(proposal, prior_seed)  # [B]
+                log_ratio = joint_minus_proposal(
+                    x, proposal, proposal_log_prior, q
+                ) - joint_minus_proposal(x, z, log_prior, q)
                 uniform = tf.random.stateless_uniform(tf.shape(log_ratio), accept_seed)
                 accept = tf.math.log(uniform) < log_ratio  # [B]
                 z = tf.where(accept[:, None], proposal, z)
+                log_prior = tf.where(accept, proposal_log_prior, log_prior)
             else:
                 z = proposal
             p_x = model.decode(z, condition)  # one decode for the draw and the average
             draw = p_x.sample(seed=tf.cast(x_seed, tf.int32))
             kept = tf.cast(i + 1 > burn_in, tf.float32)  # average after the burn-in
-            return i + 1, tf.where(mask, draw, x), z, total + kept * p_x.mean()
+            return i + 1, tf.where(mask, draw, x), z, log_prior, total + kept * p_x.mean()
 
         z0 = model.encode(x0, condition).mean()
-        _, x, _, total = tf.while_loop(
+        # The estimate kept with the state: redrawn only when a proposal is accepted.
+        start_seed = tf.random.experimental.stateless_fold_in(seed, steps)  # not a step's
+        log_prior0 = model.prior_layer.log_prob(z0, start_seed)
+        _, x, _, _, total = tf.while_loop(
             lambda i, *_: i < steps,
             step,
-            (tf.constant(0), x0, z0, tf.zeros_like(x0)),
+            (tf.constant(0), x0, z0, log_prior0, tf.zeros_like(x0)),
         )
         return tf.where(mask, total / float(steps - burn_in), x)
 

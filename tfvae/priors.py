@@ -180,6 +180,7 @@ class Hierarchical(prior_families.Hierarchical, Prior):
         posterior: the family of q(u|z), a `tfvae.posteriors` name or instance.
         prior: p(u), a name or instance of this registry (`Hierarchical` for a deeper
             chain).
+        activation: the hidden activation of the default networks.
         seed: seed of the default networks' initializers (the decoder takes `seed + 1`).
 
     Example:
@@ -196,6 +197,7 @@ class Hierarchical(prior_families.Hierarchical, Prior):
         conditional="diagonal_normal",
         posterior="diagonal_normal",
         prior="standard_normal",
+        activation: str = "tanh",
         seed=None,
         **kwargs,
     ):
@@ -203,11 +205,10 @@ class Hierarchical(prior_families.Hierarchical, Prior):
         self.seed = validation.optional_seed(seed)
         hidden = (2 * self.upper_dim,) * 2
         if decoder is None:
-            decoder = networks.mlp_decoder(
-                hidden, "tanh", seed=validation.offset_seed(self.seed, 1)
-            )
+            decoder_seed = validation.offset_seed(self.seed, 1)
+            decoder = networks.mlp_decoder(hidden, activation, seed=decoder_seed)
         if encoder is None:
-            encoder = networks.mlp_encoder(hidden, "tanh", seed=self.seed)
+            encoder = networks.mlp_encoder(hidden, activation, seed=self.seed)
         for argument, layer in (("decoder", decoder), ("encoder", encoder)):
             if not isinstance(layer, keras.layers.Layer):
                 raise TypeError(
@@ -244,9 +245,8 @@ class Hierarchical(prior_families.Hierarchical, Prior):
     def distribution(self):
         raise ValueError(
             "The hierarchical prior p(z) = integral p(z|u) p(u) du has no closed-form "
-            "density: its log_prob is an importance estimate, and methods that need the "
-            "exact density (e.g. impute with method='metropolis_within_gibbs') cannot use "
-            "it. Received: prior=" + repr(self.name)
+            "density, so no tfd.Distribution: use its log_prob, an importance estimate. "
+            f"Received: prior={self.name!r}"
         )
 
     def conditional_parameters(self, u, training=False) -> dict[str, tf.Tensor]:
@@ -309,11 +309,11 @@ class Hierarchical(prior_families.Hierarchical, Prior):
         return cls(**config)
 
 
-def hierarchy(upper_dims, seed=None) -> Prior:
+def hierarchy(upper_dims, activation: str = "tanh", seed=None) -> Prior:
     """The prior of a hierarchy of latents above z, nearest first: `hierarchy((50,))` is
     `Hierarchical(50)`, `hierarchy((50, 25))` is `Hierarchical(50, prior=Hierarchical(25))`,
-    and `hierarchy(())` the standard normal. Each layer has the default networks, seeded
-    from `seed` and the layer's depth.
+    and `hierarchy(())` the standard normal. Each layer has the default networks with
+    `activation`, seeded from `seed` and the layer's depth.
 
     Raises:
         ValueError: for a size that is not a positive integer.
@@ -322,7 +322,7 @@ def hierarchy(upper_dims, seed=None) -> Prior:
     prior = StandardNormal()
     for depth, upper_dim in reversed(list(enumerate(upper_dims))):
         layer_seed = validation.offset_seed(seed, 2 * depth)
-        prior = Hierarchical(upper_dim, prior=prior, seed=layer_seed)
+        prior = Hierarchical(upper_dim, prior=prior, activation=activation, seed=layer_seed)
     return prior
 
 

@@ -37,6 +37,7 @@ from tfvae import (
     objectives,
     outputs,
     plots,
+    priors,
     schedules,
     validation,
 )
@@ -187,10 +188,15 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     objective = config.objective
     if config.free_bits > 0:
         objective = objectives.ELBO(free_bits=config.free_bits)
+    # The layers above z1 are seeded after the encoder (seed) and the decoder (seed + 1).
+    prior = priors.hierarchy(
+        (config.latent_dims or ())[1:], config.activation, validation.offset_seed(config.seed, 2)
+    )
     model = VAE(
         encoder,
         decoder,
         latent_dim=config.latent_dim,
+        prior=prior,
         likelihood=likelihood,
         objective=objective,
         num_samples=config.num_samples,

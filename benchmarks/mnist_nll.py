@@ -33,6 +33,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--eval-samples", type=int, default=5000, help="k for the test NLL")
     parser.add_argument("--hidden", default="200,200", help="hidden widths (200,200)")
     parser.add_argument("--latent-dim", type=int, default=50)
+    parser.add_argument(
+        "--latent-dims", help="a hierarchy, z1 first (100,50: Burda et al.'s two layers)"
+    )
+    parser.add_argument(
+        "--gradient-estimator", default="reparameterization", help="reparameterization or dreg"
+    )
     parser.add_argument("--activation", default="tanh")
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (0.001)")
@@ -60,8 +66,14 @@ def main(argv=None) -> int:
     from tfvae import workflow
 
     hidden = tuple(int(width) for width in args.hidden.split(",") if width)
+    latent_dims = tuple(int(size) for size in (args.latent_dims or str(args.latent_dim)).split(","))
+    estimator = (
+        "" if args.gradient_estimator == "reparameterization" else f"_{args.gradient_estimator}"
+    )
+    layers = "" if len(latent_dims) == 1 else "_z" + "-".join(map(str, latent_dims))
     name = args.name or (
-        f"mnist_{args.objective}_k{args.num_samples}_{'-'.join(map(str, hidden))}_{args.epochs}ep"
+        f"mnist_{args.objective}{estimator}_k{args.num_samples}_{'-'.join(map(str, hidden))}"
+        f"{layers}_{args.epochs}ep"
     )
     workdir = Path(args.workdir)
     out = workdir / "saved_models" / name
@@ -76,7 +88,7 @@ def main(argv=None) -> int:
             data_dir=args.data_dir,
             epochs=args.epochs,
             batch_size=args.batch_size,
-            latent_dim=args.latent_dim,
+            latent_dims=latent_dims,
             likelihood="bernoulli",
             architecture="mlp",
             hidden=hidden,
@@ -84,6 +96,7 @@ def main(argv=None) -> int:
             lr_schedule=args.lr_schedule,
             objective=args.objective,
             num_samples=args.num_samples,
+            gradient_estimator=args.gradient_estimator,
             activation=args.activation,
             seed=args.seed,
             out=str(out),
@@ -105,7 +118,9 @@ def main(argv=None) -> int:
         "objective": args.objective,
         "num_samples": args.num_samples,
         "hidden": list(hidden),
-        "latent_dim": args.latent_dim,
+        "latent_dim": latent_dims[0],
+        "latent_dims": list(latent_dims),
+        "gradient_estimator": args.gradient_estimator,
         "activation": args.activation,
         "batch_size": args.batch_size,
         "learning_rate": args.lr,

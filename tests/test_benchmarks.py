@@ -95,7 +95,7 @@ def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     out.write_text(json.dumps([{"name": "an earlier attempt"}]))
     options = (
         *("--epochs", "1", "--batch-size", "1000", "--hidden", "32", "--num-samples", "2"),
-        *("--eval-samples", "20"),
+        *("--eval-samples", "20", "--latent-dims", "4,2"),  # two layers, end to end
         *("--name", "tiny", "--workdir", tmp_path, "--out", out, "--data-dir", MNIST),
     )
     run("mnist_nll.py", *options)
@@ -107,6 +107,7 @@ def test_mnist_nll_appends_a_run_and_saves_the_model(tmp_path):
     assert again["train_minutes"] == run_["train_minutes"] > 0
     assert again["test_elbo_nats"] == pytest.approx(run_["test_elbo_nats"], abs=0.5)
     assert (run_["epochs"], run_["objective"], run_["eval_samples"]) == (1, "iwae", 20)
+    assert (run_["latent_dim"], run_["latent_dims"]) == (4, [4, 2])
     # The k=20 importance-weighted bound is above the ELBO (on average, over 10,000
     # examples), and the NLL below the negative ELBO.
     assert run_["test_nll_nats"] < -run_["test_elbo_nats"]

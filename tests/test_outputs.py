@@ -65,6 +65,14 @@ def test_folders_tfvae_wrote_are_accepted(tmp_path):
     outputs.check_destination(model, SAVED_MODEL_BASE, "saved_model_dir")
     outputs.check_destination(model / "1", SAVED_MODEL, "saved_model_dir/VERSION")
     outputs.check_destination(_bundle(tmp_path / "bundle"), BUNDLE, "out_dir")
+    # A hierarchy's bundle holds one decoder and encoder per layer above z1; a look-alike
+    # name is still a user's file.
+    layered = _bundle(tmp_path / "layered")
+    for name in ("decoder_2.onnx", "encoder_2.onnx", "decoder_13.onnx"):
+        (layered / name).write_bytes(b"onnx")
+    outputs.check_destination(layered, BUNDLE, "out_dir")
+    (layered / "decoder_2.onnx.bak").write_bytes(b"mine")
+    assert "decoder_2.onnx.bak" in _refusal(layered, BUNDLE)
     base = tmp_path / "serving"
     _saved_model(base / "3")
     outputs.check_destination(base, SAVED_MODEL_BASE, "saved_model_dir")

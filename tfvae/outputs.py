@@ -77,6 +77,8 @@ class Kind:
             recognized by its contents alone.
         marker: the JSON file, relative to the folder, that holds `"format": format`.
         entries: the names tfvae writes at its top level.
+        entry_pattern: a regular expression of more such names (a bundle's networks of
+            the latent layers above z1, `decoder_2.onnx`, ...), or None.
         versions: whether it also holds SavedModel version folders (`1/`, `2/`, ...),
             which survive when the folder is replaced.
         also: kinds such a folder may be instead, told apart by their marker.
@@ -86,6 +88,7 @@ class Kind:
     format: str | None
     marker: str | None
     entries: frozenset[str] = frozenset()
+    entry_pattern: str | None = None
     versions: bool = False
     also: tuple["Kind", ...] = ()
 
@@ -127,6 +130,7 @@ BUNDLE = Kind(
     format="tfvae.bundle",
     marker="manifest.json",
     entries=frozenset({"decoder.onnx", "encoder.onnx", "manifest.json", "manifest.sha256"}),
+    entry_pattern=r"(decoder|encoder)_[0-9]+\.onnx",  # tfvae.export: one per latent layer
 )
 CHECKPOINT = Kind(
     name="checkpoint folder",
@@ -261,7 +265,11 @@ def _foreign_entries(folder: Path, kind: Kind) -> str | None:
 
 
 def _is_written_by_tfvae(entry: Path, kind: Kind) -> bool:
-    return entry.name in kind.entries or (kind.versions and _is_version(entry))
+    if entry.name in kind.entries or (kind.versions and _is_version(entry)):
+        return True
+    return (
+        kind.entry_pattern is not None and re.fullmatch(kind.entry_pattern, entry.name) is not None
+    )
 
 
 def _is_version(entry: Path) -> bool:

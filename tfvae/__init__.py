@@ -54,6 +54,7 @@ _LAZY_MODULES = (
     "random",
     "runtime",
     "schedules",
+    "semi_supervised",
     "support",
     "validation",
     "workflow",

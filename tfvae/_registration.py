@@ -6,12 +6,13 @@ first. `import tfvae` stays lazy (so that `import tfvae.runtime` never imports
 TensorFlow), hence:
 
     - if Keras and TensorFlow are already loaded, `register_now_or_on_import` imports
-      `tfvae.model` (which imports every module with a registered class) at once;
+      `tfvae.model` and `tfvae.semi_supervised` (which import every module with a
+      registered class) at once;
     - otherwise it puts a one-shot finder first on `sys.meta_path`. When the import of
       `keras` or `tensorflow` is found, the finder wraps that module's loader's
       `exec_module`; when the last of the two finishes executing (each imports the
       other, and TensorFlow imports Keras at the end of its own `__init__`), it
-      imports `tfvae.model` and removes itself.
+      imports them and removes itself.
 
 Nothing is registered when Keras runs on another backend, and the hook never raises: a
 failure to register is a warning, and `keras.saving.load_model` then reports the class it
@@ -26,6 +27,8 @@ import sys
 import warnings
 
 _WATCHED = ("keras", "tensorflow")
+# The modules whose imports register every Keras class of tfvae.
+_KERAS_MODULES = ("tfvae.model", "tfvae.semi_supervised")
 
 
 def _loaded(name: str, just_executed: str | None) -> bool:
@@ -38,7 +41,7 @@ def _loaded(name: str, just_executed: str | None) -> bool:
 
 
 def _register_if_ready(just_executed: str | None = None) -> bool:
-    """Imports `tfvae.model` once Keras and TensorFlow are loaded.
+    """Imports `_KERAS_MODULES` once Keras and TensorFlow are loaded.
 
     Returns:
         True when nothing is left to wait for: registered, or Keras runs on another
@@ -49,7 +52,8 @@ def _register_if_ready(just_executed: str | None = None) -> bool:
         return False
     try:
         if sys.modules["keras"].backend.backend() == "tensorflow":
-            importlib.import_module("tfvae.model")
+            for module in _KERAS_MODULES:
+                importlib.import_module(module)
     except Exception as error:  # noqa: BLE001 (an import hook must not break `import keras`)
         warnings.warn(
             f"tfvae could not register its Keras classes ({error!r}); "

@@ -15,7 +15,17 @@ import pytest
 from PIL import Image
 
 from tests.helpers import tree_snapshot, user_files
-from tfvae import cli, config, data, inference, plots, schedules, validation, workflow
+from tfvae import (
+    cli,
+    config,
+    data,
+    inference,
+    plots,
+    schedules,
+    semi_supervised,
+    validation,
+    workflow,
+)
 
 ZOOM = 7  # plots.default_zoom(8): 8x8 digits are drawn at 56x56.
 
@@ -417,6 +427,31 @@ def test_train_kl_options_reach_the_model(tmp_path):
         None,
         0.3,
     )
+
+
+@pytest.mark.slow
+def test_train_and_evaluate_models_of_the_labels(tmp_path, capsys):
+    """--conditional and --labels-per-class train, evaluate at the test labels and draw
+    samples at every label; M2 keeps its number of labels per class."""
+    argv = ["train", "--epochs", "2", "--hidden", "32", "--latent-dim", "2", "--xla", "off"]
+    assert cli.main([*argv, "--conditional", "--out", str(tmp_path / "c")]) == 0
+    assert cli.main([*argv, "--labels-per-class", "5", "--out", str(tmp_path / "m2")]) == 0
+    conditional, _, _ = workflow.load(tmp_path / "c")
+    assert conditional.condition_shape == (10,)
+    m2, _, config = workflow.load(tmp_path / "m2")
+    assert isinstance(m2, semi_supervised.SemiSupervisedVAE) and config.labels_per_class == 5
+    history = json.loads((tmp_path / "m2" / "history.json").read_text())
+    assert {"accuracy", "val_accuracy", "classification"} <= set(history)
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(tmp_path / "m2")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    # The classifier's accuracy at the test labels, as the last epoch's validation saw it.
+    assert result["examples"] == 297
+    assert result["accuracy"] == pytest.approx(history["val_accuracy"][-1], abs=1e-6)
+    assert cli.main(["evaluate", str(tmp_path / "c"), "--num-samples", "10"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["nll"] < -result["elbo"]  # of log p(x|y), at the test labels
+    assert cli.main(["sample", str(tmp_path / "c"), "--out", str(tmp_path / "s.png")]) == 0
 
 
 def test_kl_cycles_build_a_cyclical_schedule():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.helpers import tree_snapshot
-from tfvae import data, outputs, workflow
+from tfvae import data, outputs, semi_supervised, workflow
 
 
 @pytest.mark.parametrize(
@@ -147,10 +147,11 @@ def test_build_model_stacks_the_latent_dims_with_their_own_seeds():
     model.build((None, 8, 8, 1))
     assert model.latent_dims == (6, 4, 2)
     layers = [model.prior_layer, model.prior_layer.prior]
-    # Every network has its own seed: encoder 7, decoder 8, then two per layer above z1.
+    # Every network has its own seed: encoder 7, decoder 8, (M2's classifier 9,) then two
+    # per layer above z1.
     seeds = [model.encoder.seed, model.decoder.seed]
     seeds += [network.seed for layer in layers for network in (layer.encoder, layer.decoder)]
-    assert seeds == [7, 8, 9, 10, 11, 12]
+    assert seeds == [7, 8, 10, 11, 12, 13]
     assert all(
         layer.encoder.hidden_layers[0].activation is keras.activations.elu for layer in layers
     )
@@ -294,3 +295,32 @@ def test_a_config_json_written_before_likelihood_config_still_loads():
     mnist = {**old, "likelihood": "bernoulli", "total_count": None, "scale": 255.0}
     recipe = workflow.Recipe.from_dict({**mnist, "binarize": "dynamic", "data_range": [0, 1]})
     assert recipe.likelihood_config == {} and recipe.full_scale == 255.0
+
+
+def test_the_labels_of_a_run_are_one_hot_or_partly_kept():
+    y_train, y_test = np.arange(60) % 3, np.arange(9) % 3
+    assert workflow.Labels.of_run(workflow.TrainConfig(), y_train, y_test).num_classes is None
+    conditional = workflow.Labels.of_run(workflow.TrainConfig(conditional=True), y_train, y_test)
+    np.testing.assert_array_equal(conditional.train, np.eye(3)[y_train])
+    np.testing.assert_array_equal(conditional.test_targets, np.eye(3)[y_test])
+    m2 = workflow.Labels.of_run(workflow.TrainConfig(labels_per_class=2, seed=4), y_train, y_test)
+    x, labels = m2.training_examples(np.arange(60))
+    kept = m2.train != semi_supervised.UNLABELLED
+    assert np.array_equal(np.bincount(y_train[kept]), [2, 2, 2])
+    # Every unlabelled example once, a tenth labelled: 54 and 6 labelled ones repeated.
+    assert sorted(x[labels == semi_supervised.UNLABELLED]) == sorted(np.nonzero(~kept)[0])
+    assert np.mean(labels != semi_supervised.UNLABELLED) == pytest.approx(0.1, abs=0.01)
+    np.testing.assert_array_equal(m2.test_targets, y_test)
+    model = workflow.build_model(
+        workflow.TrainConfig(labels_per_class=2, hidden=(4,), seed=4).resolve(
+            workflow.RECIPES["digits"]
+        ),
+        workflow.RECIPES["digits"],
+        num_classes=3,
+    )
+    assert (model.num_classes, model.alpha, model.classifier.seed) == (3, 200.0, 6)
+    with pytest.raises(ValueError, match=r"at least 2 classes.*Received: num_classes=None"):
+        workflow.build_model(
+            workflow.TrainConfig(conditional=True).resolve(workflow.RECIPES["digits"]),
+            workflow.RECIPES["digits"],
+        )

@@ -144,6 +144,19 @@ class TrainConfig:
     )
     likelihood: str | None = option(None, "p(x|z) family", choices=likelihoods.registry.names)
     architecture: str | None = option(None, "encoder/decoder kind", choices=ARCHITECTURES)
+    conditional: bool = option(
+        False,
+        "condition both networks on the one-hot label: p(x|z, y) q(z|x, y) (Sohn et al. 2015)",
+    )
+    labels_per_class: int | None = option(
+        None,
+        "semi-supervised M2 (Kingma et al. 2014): keep N labels of each class, the rest "
+        "unlabelled, and train a classifier q(y|x) with the model",
+        metavar="N",
+    )
+    alpha: float = option(
+        200.0, "weight of M2's classification loss on labelled examples (--labels-per-class)"
+    )
     hidden: tuple[int, ...] | None = option(
         None,
         "MLP hidden layer widths, e.g. 500,500 ('' for a single linear layer)",
@@ -207,7 +220,7 @@ class TrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "jit_compile", xla_choice(self.jit_compile))
-        for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles"):
+        for name in ("epochs", "latent_dim", "kl_warmup_epochs", "kl_cycles", "labels_per_class"):
             if getattr(self, name) is not None:
                 validation.positive_int(getattr(self, name), name)
         validation.positive_int(self.batch_size, "batch_size")
@@ -215,6 +228,19 @@ class TrainConfig:
         validation.positive_float(self.learning_rate, "learning_rate")
         validation.non_negative_float(self.beta, "beta")
         validation.non_negative_float(self.free_bits, "free_bits")
+        validation.non_negative_float(self.alpha, "alpha")
+        if self.labels_per_class is not None and self.gradient_estimator != "reparameterization":
+            raise ValueError(
+                "Expected gradient_estimator='reparameterization' with labels_per_class: M2 "
+                "sums the label out through the reparameterized bound. Received: "
+                f"gradient_estimator={self.gradient_estimator!r}"
+            )
+        if self.conditional and self.labels_per_class is not None:
+            raise ValueError(
+                "Expected one of conditional (every label known) and labels_per_class (M2, "
+                f"some labels known). Received: conditional=True, "
+                f"labels_per_class={self.labels_per_class}"
+            )
         validation.seed(self.seed, "seed")
         if self.hidden is not None:
             _check_widths(self.hidden)

@@ -39,6 +39,7 @@ from tfvae import (
     plots,
     priors,
     schedules,
+    semi_supervised,
     validation,
 )
 from tfvae.callbacks import LatentDiagnostics, TensorBoardImages
@@ -153,13 +154,24 @@ def model_input(x: np.ndarray, recipe: Recipe, seed: int = 0) -> np.ndarray:
     return data.preprocess(x, scale=recipe.scale, binarize=recipe.binarize, seed=seed)
 
 
-def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -> VAE:
+def build_model(
+    config: TrainConfig, recipe: Recipe, steps: int | None = None, num_classes: int | None = None
+) -> VAE:
     """A VAE for `config` (resolved) and its data `recipe`, compiled for training.
 
     `steps` is the number of training steps, which a `"cosine"` learning rate and the
-    KL schedules need. The encoder's weights are seeded with `config.seed`, the
-    decoder's with the next seed (`seed + 1`, and 0 after `tfvae.validation.MAX_SEED`).
+    KL schedules need; `num_classes` the number of labels, which a conditional model and
+    M2 need (`config.conditional`, `config.labels_per_class`). The encoder's weights are
+    seeded with `config.seed`, the decoder's with the next seed (`seed + 1`, and 0 after
+    `tfvae.validation.MAX_SEED`), M2's classifier with `seed + 2`, and the networks of
+    the latent layers above z1 with the seeds after these.
     """
+    labelled = config.conditional or config.labels_per_class is not None
+    if labelled and (num_classes is None or num_classes < 2):
+        raise ValueError(
+            "Expected labelled data with at least 2 classes for conditional or "
+            f"labels_per_class. Received: num_classes={num_classes}"
+        )
     likelihood = likelihoods.registry.class_of(config.likelihood)(**recipe.likelihood_config)
     encoder_options = {"activation": config.activation, "seed": config.seed}
     decoder_options = {
@@ -188,22 +200,36 @@ def build_model(config: TrainConfig, recipe: Recipe, steps: int | None = None) -
     objective = config.objective
     if config.free_bits > 0:
         objective = objectives.ELBO(free_bits=config.free_bits)
-    # The layers above z1 are seeded after the encoder (seed) and the decoder (seed + 1).
     prior = priors.hierarchy(
-        (config.latent_dims or ())[1:], config.activation, validation.offset_seed(config.seed, 2)
+        (config.latent_dims or ())[1:], config.activation, validation.offset_seed(config.seed, 3)
     )
-    model = VAE(
-        encoder,
-        decoder,
-        latent_dim=config.latent_dim,
-        prior=prior,
-        likelihood=likelihood,
-        objective=objective,
-        num_samples=config.num_samples,
-        beta=beta,
-        seed=config.seed,
-        gradient_estimator=config.gradient_estimator,
-    )
+    options = {
+        "latent_dim": config.latent_dim,
+        "prior": prior,
+        "likelihood": likelihood,
+        "objective": objective,
+        "num_samples": config.num_samples,
+        "beta": beta,
+        "seed": config.seed,
+    }
+    if config.labels_per_class is not None:
+        classifier = networks.mlp_encoder(
+            hidden=config.hidden,
+            activation=config.activation,
+            seed=validation.offset_seed(config.seed, 2),
+        )
+        model = semi_supervised.SemiSupervisedVAE(
+            encoder, decoder, classifier, num_classes=num_classes, alpha=config.alpha, **options
+        )
+    else:
+        condition_shape = (num_classes,) if config.conditional else None
+        model = VAE(
+            encoder,
+            decoder,
+            condition_shape=condition_shape,
+            gradient_estimator=config.gradient_estimator,
+            **options,
+        )
     learning_rate = config.learning_rate
     if config.lr_schedule == "cosine":
         learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps)
@@ -260,8 +286,10 @@ def train(
     checkpoint = outputs.check_destination(
         checkpoints.folder_for(out), outputs.CHECKPOINT, "checkpoint", _inputs(config)
     )
-    x_train, _ = data.load(config.dataset, split="train", data_dir=config.data_dir)
-    x_test, _ = data.load(config.dataset, split="test", data_dir=config.data_dir)
+    x_train, y_train = data.load(config.dataset, split="train", data_dir=config.data_dir)
+    x_test, y_test = data.load(config.dataset, split="test", data_dir=config.data_dir)
+    labels = Labels.of_run(config, y_train, y_test)
+    x_train, y_train = labels.training_examples(x_train)
     recipe = recipe_for(config.dataset, x_train, config.likelihood)
     config = config.resolve(recipe)
     options = {**dataclasses.asdict(config), "recipe": dataclasses.asdict(recipe)}
@@ -275,11 +303,13 @@ def train(
     with strategy.scope():
         resumed = None if restart else checkpoints.resume(checkpoint, options, upgraded)
         if resumed is None:
-            model = build_model(config, recipe, config.epochs * steps_per_epoch)
+            model = build_model(config, recipe, config.epochs * steps_per_epoch, labels.num_classes)
     distribute.check_agreement(strategy, resumed.epochs_done if resumed else 0, "checkpoint")
     validation_x = model_input(x_test, recipe)
     diagnostics = LatentDiagnostics(
-        validation_x, batch_size=min(len(validation_x), _DIAGNOSTICS_BATCH)
+        validation_x,
+        batch_size=min(len(validation_x), _DIAGNOSTICS_BATCH),
+        condition=labels.test_condition,
     )
     if resumed is None:
         initial_epoch, history = 0, None
@@ -295,6 +325,7 @@ def train(
     # Endless and addressable by epoch, so a resumed run continues the data's sequence.
     dataset = data.make_dataset(
         x_train,
+        y_train,
         batch_size=config.batch_size,
         seed=config.seed,
         binarize=recipe.binarize,
@@ -306,8 +337,9 @@ def train(
     saver = checkpoints.Checkpoint(checkpoint, options, history, diagnostics.history)
     run_callbacks = [diagnostics, saver]  # the diagnostics add active_units to the logs
     if config.tensorboard and chief:
+        run_callbacks.append(keras.callbacks.TensorBoard(log_dir=config.tensorboard))
+    if config.tensorboard and chief and labels.num_classes is None:  # unconditional only
         run_callbacks += [
-            keras.callbacks.TensorBoard(log_dir=config.tensorboard),
             TensorBoardImages(
                 config.tensorboard,
                 validation_x,
@@ -322,7 +354,7 @@ def train(
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
-            validation_data=(validation_x,),
+            validation_data=(validation_x, labels.test_targets),
             callbacks=[*run_callbacks, *callbacks],
             shuffle=False,  # make_dataset shuffles, every epoch anew.
             verbose=verbose,
@@ -340,9 +372,55 @@ def train(
         history = {**saver.history, "latent": diagnostics.history}
         (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         write_samples(model, recipe, staging / "samples.png", seed=config.seed, mean=True)
-        write_reconstructions(model, recipe, validation_x[:32], staging / "reconstructions.png")
+        inputs = validation_x[:32]
+        if labels.test_condition is not None:
+            inputs = (inputs, labels.test_condition[:32])
+        write_reconstructions(model, recipe, inputs, staging / "reconstructions.png")
     checkpoints.discard(checkpoint)
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Labels:
+    """How a run uses the data's labels: not at all, as the condition of a conditional
+    VAE (one-hot), or as M2's partly known labels (`tfvae.semi_supervised`).
+
+    Attributes:
+        num_classes: the number of labels, or None for an unconditional model.
+        train: the training labels as the model takes them, or None.
+        order: the training examples of an epoch (M2: labelled ones repeated so that a
+            tenth of each batch is labelled, `semi_supervised.mixed_order`), or None.
+        test_condition: one-hot test labels for the networks, or None.
+        test_targets: the test labels `fit` validates with: one-hot for a conditional
+            model, integers for M2 (whose validation then reports its classifier's
+            accuracy), None otherwise.
+    """
+
+    num_classes: int | None = None
+    train: np.ndarray | None = None
+    order: np.ndarray | None = None
+    test_condition: np.ndarray | None = None
+    test_targets: np.ndarray | None = None
+
+    @classmethod
+    def of_run(cls, config: TrainConfig, y_train, y_test) -> "Labels":
+        """The labels of `config`'s run, from the dataset's integer labels."""
+        if not config.conditional and config.labels_per_class is None:
+            return cls()
+        num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
+        one_hot = np.eye(num_classes, dtype=np.float32)
+        test_condition = one_hot[y_test]
+        if config.conditional:
+            return cls(num_classes, one_hot[y_train], None, test_condition, test_condition)
+        kept = semi_supervised.keep_labels(y_train, config.labels_per_class, config.seed)
+        order = semi_supervised.mixed_order(kept)
+        return cls(num_classes, kept, order, test_condition, np.asarray(y_test, np.int64))
+
+    def training_examples(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """`(x, labels)` of one training epoch, in `order` when there is one."""
+        if self.order is None:
+            return x, self.train
+        return x[self.order], self.train[self.order]
 
 
 def _steps_per_epoch(examples: int, batch_size: int, whole_batches: bool) -> int:
@@ -404,7 +482,9 @@ def evaluate(
     """Mean per-example ELBO, reconstruction and KL (nats) of a trained model on a split.
 
     The split is binarized once with a fixed seed when the model's recipe binarizes.
-    Defaults: the dataset and data folder the model was trained on.
+    Defaults: the dataset and data folder the model was trained on. A model of labels
+    is evaluated at the split's labels: a conditional model's bounds are of log p(x|y),
+    M2's of log p(x, y), with its classifier's `accuracy` and `classification` loss.
 
     Args:
         num_samples: also estimate the negative log-likelihood with this many importance
@@ -422,14 +502,23 @@ def evaluate(
     if num_samples is not None:
         validation.positive_int(num_samples, "num_samples")
     model, recipe, config = load(model_dir)
-    x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
+    x, y = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     x = model_input(x, recipe)
+    condition = targets = None  # the split's labels, for a model that takes them
+    if model.condition_shape is not None:
+        condition = np.eye(model.condition_shape[0], dtype=np.float32)[y]
+        m2 = isinstance(model, semi_supervised.SemiSupervisedVAE)
+        targets = y if m2 else condition
     if num_samples is not None:
-        result = inference.evaluate(model, x, num_samples, batch_size=batch_size, verbose=0)
+        result = inference.evaluate(
+            model, x, num_samples, batch_size=batch_size, verbose=0, condition=condition
+        )
     else:
-        metrics = model.evaluate(x, batch_size=batch_size, verbose=0, return_dict=True)
+        metrics = model.evaluate(x, targets, batch_size=batch_size, verbose=0, return_dict=True)
         result = {"examples": len(x), **{k: float(v) for k, v in metrics.items() if k != "loss"}}
-        result.update(inference.latent_diagnostics(model, x, batch_size=batch_size))
+        result.update(
+            inference.latent_diagnostics(model, x, batch_size=batch_size, condition=condition)
+        )
     if refine_steps is not None:
         gains, refined = [], []
         for start in range(0, len(x), batch_size):
@@ -466,17 +555,24 @@ def export(model_dir, name=None, out_dir=None, saved_model_dir=None, **kwargs) -
 
 
 def write_samples(model: VAE, recipe: Recipe, path, n=64, seed=0, mean=False) -> Path:
-    """Writes a PNG grid of `n` draws x ~ p(x|z), z ~ p(z) (or E[x|z] when `mean`)."""
-    samples = np.asarray(model.sample(n, seed=seed, mean=mean))
+    """Writes a PNG grid of `n` draws x ~ p(x|z), z ~ p(z) (or E[x|z] when `mean`); a
+    model of K labels draws sample i at label i mod K."""
+    condition = None
+    if model.condition_shape is not None:
+        num_classes = model.condition_shape[0]
+        condition = np.eye(num_classes, dtype=np.float32)[np.arange(n) % num_classes]
+    samples = np.asarray(model.sample(n, seed=seed, mean=mean, condition=condition))
     return plots.save_image_grid(path, samples, data_range=recipe.data_range)
 
 
 def write_reconstructions(model: VAE, recipe: Recipe, x, path) -> Path:
-    """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG.
+    """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG; `x`
+    is `(images, conditions)` for a conditional model.
 
     It calls the model, not `predict`: under a multi-worker strategy `predict` is a
     collective that every worker must join, and only the chief writes pictures."""
     reconstructions = np.asarray(model(x))
+    x = x[0] if isinstance(x, tuple) else x
     pairs = plots.interleave(x, reconstructions)
     return plots.save_image_grid(
         path, pairs, data_range=recipe.data_range, columns=plots.RECONSTRUCTION_COLUMNS

@@ -433,7 +433,7 @@ def test_train_kl_options_reach_the_model(tmp_path):
 def test_train_and_evaluate_models_of_the_labels(tmp_path, capsys):
     """--conditional and --labels-per-class train, evaluate at the test labels and draw
     samples at every label; M2 keeps its number of labels per class."""
-    argv = ["train", "--epochs", "2", "--hidden", "32", "--latent-dim", "2", "--xla", "off"]
+    argv = ["train", "--epochs", "1", "--hidden", "32", "--latent-dim", "2", "--xla", "off"]
     assert cli.main([*argv, "--conditional", "--out", str(tmp_path / "c")]) == 0
     assert cli.main([*argv, "--labels-per-class", "5", "--out", str(tmp_path / "m2")]) == 0
     conditional, _, _ = workflow.load(tmp_path / "c")

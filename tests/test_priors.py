@@ -431,3 +431,30 @@ def test_a_hierarchical_prior_has_no_closed_form_density(two_layer):
     vae = model.vae()
     with pytest.raises(ValueError, match=r"no closed-form density.*Received: prior="):
         vae.prior  # noqa: B018
+
+
+def test_a_hierarchy_saves_and_loads_with_identical_outputs(tmp_path):
+    """Three layers of latents: the networks of z2 and z3 are saved inside the prior."""
+    x = (np.random.default_rng(0).random((32, 6)) < 0.4).astype("float32")
+    vae = tfvae.VAE(
+        tfvae.networks.mlp_encoder((8,)),
+        tfvae.networks.mlp_decoder((8,)),
+        4,
+        prior=priors.hierarchy((3, 2), seed=1),
+        objective="iwae",
+        num_samples=2,
+        seed=0,
+    )
+    vae.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    vae.fit(x, batch_size=16, epochs=1, verbose=0)  # moves every weight, the prior's too
+    vae.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert loaded.latent_dims == vae.latent_dims == (4, 3, 2)
+    for mine, theirs in zip(vae.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
+    np.testing.assert_array_equal(loaded.sample(5, seed=7).numpy(), vae.sample(5, seed=7).numpy())
+    z = np.random.default_rng(1).normal(size=(5, 4)).astype("float32")
+    np.testing.assert_array_equal(
+        loaded.prior_layer.log_prob(z, seed(1, 2)).numpy(),
+        vae.prior_layer.log_prob(z, seed(1, 2)).numpy(),
+    )

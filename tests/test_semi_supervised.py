@@ -210,7 +210,7 @@ def digits_m2():
     )
     vae.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=True)
     dataset = semi_supervised.mixed_dataset(x, labels, 100, labelled_fraction=0.1, seed=0)
-    vae.fit(dataset, epochs=50, shuffle=False, verbose=0)
+    vae.fit(dataset, epochs=30, shuffle=False, verbose=0)
     return vae, (x, y, labels), (x_test, y_test)
 
 
@@ -240,8 +240,9 @@ def test_m2_with_ten_labels_per_class_beats_its_classifier_on_the_labels_alone(d
         ),
     }
     print(json.dumps({"m2": m2, "labels_alone": baseline}))
-    # Measured (x86-64, 2 cores): M2 0.963 test, 0.939 on the 1,400 unlabelled training
-    # digits; the classifier on the 100 labels alone 0.923 and 0.904.
+    # Measured (x86-64, 2 cores): M2 0.949 test, 0.934 on the 1,400 unlabelled training
+    # digits; the classifier on the 100 labels alone 0.923 and 0.904. With the labels of
+    # keep_labels(seed=1): 0.956 and 0.952 against 0.906 and 0.902.
     assert m2["test"] > baseline["test"]
     assert m2["unlabelled"] > baseline["unlabelled"] + 0.02  # 1,400 digits: se ~0.007
 
@@ -257,7 +258,7 @@ def test_conditional_samples_of_m2_are_recognized_by_an_independent_classifier(d
     draws = vae.sample(1000, seed=0, condition=np.eye(10, dtype="float32")[wanted]).numpy()
     recognized = float(np.mean(judge.predict(draws.reshape(1000, -1) / 16) == wanted))
     print(json.dumps({"recognized": recognized}))
-    assert recognized > 0.8  # chance: 0.1; measured 0.991
+    assert recognized > 0.8  # chance: 0.1; measured 0.999
 
 
 @pytest.mark.slow

@@ -65,8 +65,9 @@ class SemiSupervisedVAE(VAE):
         alpha: the weight of the classification loss -log q(y|x) of a labelled example
             (>= 0), added to its -L(x, y). Kingma et al. weigh it by 0.1 times the
             number of examples per label, for batches drawn at random. With batches in
-            which a tenth are labelled (`mixed_dataset`), on the digits with 10 labels
-            per class, 10 and 50 gave 84% and 90% test accuracy, 200 and 500 94%.
+            which a tenth are labelled (`mixed_dataset`), exploratory runs on the digits
+            with 10 labels per class (one hidden layer of 128, not a controlled sweep)
+            reached 84% and 90% test accuracy at 10 and 50, 94% at 200 and 500.
         **kwargs: the other arguments of `tfvae.VAE` (likelihood, objective, num_samples,
             beta, seed, ...), except `condition_shape` (the one-hot label's) and
             `gradient_estimator` (reparameterization, through the enumerated labels).

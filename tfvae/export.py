@@ -111,25 +111,24 @@ def _latent_layers(model: VAE) -> list:
     return layers
 
 
-def _layer_networks(model: VAE, seed) -> dict[str, tuple]:
-    """`{component: (tf.function, parity inputs)}` of each layer above z1: decoder_K,
-    z_K `(batch, upper_dim)` -> p(z_{K-1}|z_K)'s parameters, checked on z_K ~ p(z_K); and
-    encoder_K, z_{K-1} `(batch, latent_dim)` -> q(z_K|z_{K-1})'s, on z_{K-1} ~ p(z_{K-1})."""
+def _layer_networks(model: VAE, components, seed) -> dict[str, tuple]:
+    """`{component: (tf.function, parity inputs)}` of each layer above z1, for the kinds
+    in `components`: decoder_K, z_K `(batch, upper_dim)` -> p(z_{K-1}|z_K)'s parameters,
+    checked on z_K ~ p(z_K); and encoder_K, z_{K-1} `(batch, latent_dim)` ->
+    q(z_K|z_{K-1})'s, on z_{K-1} ~ p(z_{K-1})."""
     networks = {}
     for depth, layer in enumerate(_latent_layers(model), start=2):
         specs = {
             "decoder": [tf.TensorSpec([None, layer.upper_dim], tf.float32, name="z")],
             "encoder": [tf.TensorSpec([None, layer.latent_dim], tf.float32, name="z")],
         }
-        inputs = {
-            "decoder": layer.prior.sample(_PARITY_SAMPLES, seed),
-            "encoder": layer.sample(_PARITY_SAMPLES, seed),
-        }
+        # Parity inputs: z_K ~ p(z_K) for the decoder, z_{K-1} ~ p(z_{K-1}) for the encoder.
+        samplers = {"decoder": layer.prior.sample, "encoder": layer.sample}
         methods = {"decoder": layer.conditional_parameters, "encoder": layer.posterior_parameters}
-        for kind, method in methods.items():
+        for kind in components:
             networks[f"{kind}_{depth}"] = (
-                tf.function(_taking_z(method), input_signature=specs[kind]),
-                {"z": np.asarray(inputs[kind], dtype=np.float32)},
+                tf.function(_taking_z(methods[kind]), input_signature=specs[kind]),
+                {"z": np.asarray(samplers[kind](_PARITY_SAMPLES, seed), dtype=np.float32)},
             )
     return networks
 
@@ -213,7 +212,8 @@ def export_model(
     weights = precision.check(weights, "weights")
     weights_atol = validation.positive_float(weights_atol, "weights_atol")
     name = name or model.name
-    families = _family_names(model)  # an unregistered family is refused before any work
+    # An unregistered family is refused before any work.
+    families = _family_names(model, components)
     out_dir, saved_model_dir, version_dir = check_destinations(
         name, out_dir, saved_model_dir, version
     )
@@ -221,11 +221,7 @@ def export_model(
     functions = {"decoder": _decode_function(model), "encoder": _encode_function(model)}
     # In COMPONENTS' order: the first is also the SavedModel's `serving_default`.
     functions = {c: function for c, function in functions.items() if c in components}
-    layers = {
-        component: network
-        for component, network in _layer_networks(model, [0, 1]).items()
-        if component.partition("_")[0] in components
-    }
+    layers = _layer_networks(model, components, [0, 1])
     functions.update({component: function for component, (function, _) in layers.items()})
     rng = np.random.default_rng(0)
     z = np.asarray(model.prior_layer.sample(_PARITY_SAMPLES, [0, 0]), dtype=np.float32)
@@ -404,35 +400,31 @@ def _display_range(model: VAE, x: np.ndarray, data_range) -> list[float]:
     return list(validation.value_range(data_range, "data_range"))
 
 
-def _family_names(model: VAE) -> dict[str, str]:
-    """The registered names of the model's families, which the runtime looks up.
+def _family_names(model: VAE, components) -> dict:
+    """The registered names of the model's families, which the runtime looks up, and the
+    manifest's record of the prior (`_prior_entry`), with the networks of `components`.
 
     Raises:
         ValueError: for a family that is not registered under a name of its own (e.g.
             an unregistered subclass of `Bernoulli`, which would be sampled as one).
     """
-    for layer in _latent_layers(model):
-        posteriors.registry.name_of(layer.conditional)
-        posteriors.registry.name_of(layer.posterior)
-        priors.registry.name_of(layer.prior)
     return {
         "likelihood": likelihoods.registry.name_of(model.likelihood),
-        "prior": priors.registry.name_of(model.prior_layer),
+        "prior": _prior_entry(model.prior_layer, 2, components),
         "posterior": posteriors.registry.name_of(model.posterior),
     }
 
 
-def _prior_entry(prior, depth: int, io_names: dict) -> dict:
+def _prior_entry(prior, depth: int, components) -> dict:
     """The manifest's record of p(z_{depth-1}): its family and parameters, and for a
     hierarchical prior the chain above it: the size of z_depth, the families of
-    p(z_{depth-1}|z_depth) and q(z_depth|z_{depth-1}), their exported networks
-    (`{"decoder": "decoder_K", "encoder": "encoder_K"}`, those exported), and p(z_depth)."""
+    p(z_{depth-1}|z_depth) and q(z_depth|z_{depth-1}), their networks of `components`
+    (`{"decoder": "decoder_K", "encoder": "encoder_K"}`), and p(z_depth)."""
     entry = {
         "family": priors.registry.name_of(prior),
         "parameters": {k: v.tolist() for k, v in prior.parameters().items()},
     }
     if prior.has_latents:
-        names = {kind: f"{kind}_{depth}" for kind in COMPONENTS}
         entry.update(
             upper_dim=prior.upper_dim,
             conditional={
@@ -443,8 +435,8 @@ def _prior_entry(prior, depth: int, io_names: dict) -> dict:
                 "family": posteriors.registry.name_of(prior.posterior),
                 "parameters": list(prior.posterior.param_names),
             },
-            networks={kind: name for kind, name in names.items() if name in io_names},
-            prior=_prior_entry(prior.prior, depth + 1, io_names),
+            networks={kind: f"{kind}_{depth}" for kind in components},
+            prior=_prior_entry(prior.prior, depth + 1, components),
         )
     return entry
 
@@ -474,7 +466,7 @@ def _manifest(
             "constants": model.likelihood.constants(),
             "support": model.likelihood.support_bounds(),  # checked by tfvae.runtime
         },
-        "prior": _prior_entry(model.prior_layer, 2, io_names),
+        "prior": families["prior"],
         "posterior": {
             "family": families["posterior"],
             "parameters": list(model.posterior.param_names),

@@ -117,12 +117,8 @@ class VAE(keras.Model):
         gradient_estimator="reparameterization",
         **kwargs,
     ):
-        for argument, layer in (("encoder", encoder), ("decoder", decoder)):
-            if not isinstance(layer, keras.layers.Layer):
-                raise TypeError(
-                    f"Expected {argument} to be a Keras layer that returns tensors. "
-                    f"Received: {argument}={layer!r}"
-                )
+        networks.check_layer(encoder, "encoder")
+        networks.check_layer(decoder, "decoder")
         latent_dim = validation.positive_int(latent_dim, "latent_dim")
         kl = validation.one_of(kl, ("analytic", "mc"), "kl")
         num_samples = validation.positive_int(num_samples, "num_samples")

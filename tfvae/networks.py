@@ -53,6 +53,16 @@ def _validated_shape(shape, argument: str) -> tuple[int, ...] | None:
     return shape
 
 
+def check_layer(layer, argument: str, returns: str = "tensors") -> None:
+    """Raises a TypeError naming `argument` unless `layer` is a Keras layer (a model's
+    network, which returns `returns`)."""
+    if not isinstance(layer, keras.layers.Layer):
+        raise TypeError(
+            f"Expected {argument} to be a Keras layer that returns {returns}. "
+            f"Received: {argument}={layer!r}"
+        )
+
+
 class SizedNetwork(keras.layers.Layer):
     """A layer whose output shape per example, `target_shape`, the model may set.
 

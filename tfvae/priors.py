@@ -209,12 +209,8 @@ class Hierarchical(prior_families.Hierarchical, Prior):
             decoder = networks.mlp_decoder(hidden, activation, seed=decoder_seed)
         if encoder is None:
             encoder = networks.mlp_encoder(hidden, activation, seed=self.seed)
-        for argument, layer in (("decoder", decoder), ("encoder", encoder)):
-            if not isinstance(layer, keras.layers.Layer):
-                raise TypeError(
-                    f"Expected {argument} to be a Keras layer that returns tensors. "
-                    f"Received: {argument}={layer!r}"
-                )
+        networks.check_layer(decoder, "decoder")
+        networks.check_layer(encoder, "encoder")
         conditional = posteriors.get(conditional)
         posterior = posteriors.get(posterior)
         prior = get(prior)

@@ -38,7 +38,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import networks, validation
+from tfvae import data, networks, validation
 from tfvae.estimators import Surrogate
 from tfvae.model import VAE
 
@@ -79,11 +79,7 @@ class SemiSupervisedVAE(VAE):
     def __init__(
         self, encoder, decoder, classifier, latent_dim, num_classes, alpha=200.0, **kwargs
     ):
-        if not isinstance(classifier, keras.layers.Layer):
-            raise TypeError(
-                "Expected classifier to be a Keras layer that returns logits. "
-                f"Received: classifier={classifier!r}"
-            )
+        networks.check_layer(classifier, "classifier", returns="logits")
         num_classes = validation.positive_int(num_classes, "num_classes")
         if num_classes < 2:
             raise ValueError(
@@ -346,8 +342,6 @@ def mixed_dataset(x, labels, batch_size: int, labelled_fraction: float = 0.1, se
     Raises:
         ValueError: as `mixed_order`.
     """
-    from tfvae import data
-
     order = mixed_order(labels, labelled_fraction)
     labels = np.asarray(labels, dtype=np.int64)
     return data.make_dataset(np.asarray(x)[order], labels[order], batch_size=batch_size, seed=seed)

@@ -304,17 +304,20 @@ def train(
         resumed = None if restart else checkpoints.resume(checkpoint, options, upgraded)
         if resumed is None:
             model = build_model(config, recipe, config.epochs * steps_per_epoch, labels.num_classes)
+        else:
+            model = resumed.model
     distribute.check_agreement(strategy, resumed.epochs_done if resumed else 0, "checkpoint")
     validation_x = model_input(x_test, recipe)
+    test_condition, test_targets = label_inputs(model, y_test)
     diagnostics = LatentDiagnostics(
         validation_x,
         batch_size=min(len(validation_x), _DIAGNOSTICS_BATCH),
-        condition=labels.test_condition,
+        condition=test_condition,
     )
     if resumed is None:
         initial_epoch, history = 0, None
     else:
-        model, initial_epoch, history = resumed.model, resumed.epochs_done, resumed.history
+        initial_epoch, history = resumed.epochs_done, resumed.history
         diagnostics.history = resumed.latent
         if verbose:
             print(
@@ -354,7 +357,7 @@ def train(
             epochs=config.epochs,
             initial_epoch=initial_epoch,
             steps_per_epoch=steps_per_epoch,
-            validation_data=(validation_x, labels.test_targets),
+            validation_data=(validation_x, test_targets),
             callbacks=[*run_callbacks, *callbacks],
             shuffle=False,  # make_dataset shuffles, every epoch anew.
             verbose=verbose,
@@ -373,8 +376,8 @@ def train(
         (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         write_samples(model, recipe, staging / "samples.png", seed=config.seed, mean=True)
         inputs = validation_x[:32]
-        if labels.test_condition is not None:
-            inputs = (inputs, labels.test_condition[:32])
+        if test_condition is not None:
+            inputs = (inputs, test_condition[:32])
         write_reconstructions(model, recipe, inputs, staging / "reconstructions.png")
     checkpoints.discard(checkpoint)
     return out
@@ -390,17 +393,13 @@ class Labels:
         train: the training labels as the model takes them, or None.
         order: the training examples of an epoch (M2: labelled ones repeated so that a
             tenth of each batch is labelled, `semi_supervised.mixed_order`), or None.
-        test_condition: one-hot test labels for the networks, or None.
-        test_targets: the test labels `fit` validates with: one-hot for a conditional
-            model, integers for M2 (whose validation then reports its classifier's
-            accuracy), None otherwise.
+
+    The labels of other splits reach the model through `label_inputs`.
     """
 
     num_classes: int | None = None
     train: np.ndarray | None = None
     order: np.ndarray | None = None
-    test_condition: np.ndarray | None = None
-    test_targets: np.ndarray | None = None
 
     @classmethod
     def of_run(cls, config: TrainConfig, y_train, y_test) -> "Labels":
@@ -408,19 +407,28 @@ class Labels:
         if not config.conditional and config.labels_per_class is None:
             return cls()
         num_classes = int(max(np.max(y_train), np.max(y_test))) + 1
-        one_hot = np.eye(num_classes, dtype=np.float32)
-        test_condition = one_hot[y_test]
         if config.conditional:
-            return cls(num_classes, one_hot[y_train], None, test_condition, test_condition)
+            return cls(num_classes, np.eye(num_classes, dtype=np.float32)[y_train])
         kept = semi_supervised.keep_labels(y_train, config.labels_per_class, config.seed)
-        order = semi_supervised.mixed_order(kept)
-        return cls(num_classes, kept, order, test_condition, np.asarray(y_test, np.int64))
+        return cls(num_classes, kept, semi_supervised.mixed_order(kept))
 
     def training_examples(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """`(x, labels)` of one training epoch, in `order` when there is one."""
         if self.order is None:
             return x, self.train
         return x[self.order], self.train[self.order]
+
+
+def label_inputs(model: VAE, y) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """`(condition, targets)` of a split's integer labels `y` for `model`: the one-hot
+    labels its networks take, and the labels `fit` and `evaluate` pair with x (one-hot
+    for a conditional VAE, the integers for M2, whose metrics then include its
+    classifier's accuracy); `(None, None)` for an unconditional model."""
+    if model.condition_shape is None:
+        return None, None
+    condition = np.eye(model.condition_shape[0], dtype=np.float32)[y]
+    m2 = isinstance(model, semi_supervised.SemiSupervisedVAE)
+    return condition, (np.asarray(y, np.int64) if m2 else condition)
 
 
 def _steps_per_epoch(examples: int, batch_size: int, whole_batches: bool) -> int:
@@ -504,11 +512,7 @@ def evaluate(
     model, recipe, config = load(model_dir)
     x, y = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     x = model_input(x, recipe)
-    condition = targets = None  # the split's labels, for a model that takes them
-    if model.condition_shape is not None:
-        condition = np.eye(model.condition_shape[0], dtype=np.float32)[y]
-        m2 = isinstance(model, semi_supervised.SemiSupervisedVAE)
-        targets = y if m2 else condition
+    condition, targets = label_inputs(model, y)
     if num_samples is not None:
         result = inference.evaluate(
             model, x, num_samples, batch_size=batch_size, verbose=0, condition=condition

@@ -1,7 +1,8 @@
 """Small helpers shared by the tests: family parameters, reference distributions of draws,
-and trees of user files."""
+trees of user files, and IDX files."""
 
 import hashlib
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -145,3 +146,10 @@ def mixture_marginal(params, dimension, temperature):
         return np.sum(weights * stats.norm(locs, scales).cdf(np.asarray(z)[..., None]), axis=-1)
 
     return cdf, variance
+
+
+def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
+    """An IDX file written independently of the reader: header, dims, big-endian data."""
+    header = struct.pack(">HBB", 0, type_code, array.ndim)
+    header += struct.pack(f">{array.ndim}I", *array.shape)
+    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()

@@ -6,14 +6,8 @@ import struct
 import numpy as np
 import pytest
 
+from tests.helpers import idx_bytes
 from tfvae.data.idx import IDXFormatError, read_idx
-
-
-def idx_bytes(array: np.ndarray, type_code: int = 0x08) -> bytes:
-    """An IDX file written independently of the reader: header, dims, big-endian data."""
-    header = struct.pack(">HBB", 0, type_code, array.ndim)
-    header += struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(array.dtype.newbyteorder(">")).tobytes()
 
 
 def write(path, payload: bytes, compress: bool):

@@ -8,7 +8,6 @@ import dataclasses
 import gzip
 import hashlib
 import os
-import struct
 import subprocess
 import sys
 import urllib.error
@@ -18,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.helpers import idx_bytes
 from tfvae.data import (
     DATASETS,
     ChecksumError,
@@ -34,11 +34,6 @@ IDX_NAMES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
-
-
-def idx_bytes(array: np.ndarray) -> bytes:
-    header = struct.pack(">HBB", 0, 8, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
-    return header + array.astype(np.uint8).tobytes()
 
 
 def fake_split(marker: int, n: int = 3):

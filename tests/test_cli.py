@@ -431,8 +431,9 @@ def test_train_kl_options_reach_the_model(tmp_path):
 
 @pytest.mark.slow
 def test_train_and_evaluate_models_of_the_labels(tmp_path, capsys):
-    """--conditional and --labels-per-class train, evaluate at the test labels and draw
-    samples at every label; M2 keeps its number of labels per class."""
+    """--conditional and --labels-per-class train, evaluate at the test labels, draw
+    samples at every label, reconstruct and impute at the split's labels; M2 keeps its
+    number of labels per class."""
     argv = ["train", "--epochs", "1", "--hidden", "32", "--latent-dim", "2", "--xla", "off"]
     assert cli.main([*argv, "--conditional", "--out", str(tmp_path / "c")]) == 0
     assert cli.main([*argv, "--labels-per-class", "5", "--out", str(tmp_path / "m2")]) == 0
@@ -452,6 +453,17 @@ def test_train_and_evaluate_models_of_the_labels(tmp_path, capsys):
     result = json.loads(capsys.readouterr().out)
     assert result["nll"] < -result["elbo"]  # of log p(x|y), at the test labels
     assert cli.main(["sample", str(tmp_path / "c"), "--out", str(tmp_path / "s.png")]) == 0
+    # Reconstructions and imputations are made at each image's label; the pictures of the
+    # latent space, which take no label, are refused with what to ask for instead.
+    for model in ("c", "m2"):
+        folder, png = str(tmp_path / model), str(tmp_path / f"{model}.png")
+        assert cli.main(["plot", folder, "--kind", "reconstructions", "-n", "4", "--out", png]) == 0
+        assert cli.main(["impute", folder, "-n", "3", "--steps", "2", "--out", png]) == 0
+        capsys.readouterr()
+        assert cli.main(["plot", folder, "--kind", "interpolation", "--out", png]) == 1
+        assert "Expected kind 'samples' or 'reconstructions'" in capsys.readouterr().err
+    assert cli.main(["gradients", str(tmp_path / "c"), "--out", png]) == 1
+    assert "gradients works on a model trained without labels" in capsys.readouterr().err
 
 
 def test_kl_cycles_build_a_cyclical_schedule():

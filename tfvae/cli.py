@@ -470,7 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reconstructions, an interpolation between the posterior means of two images "
         "of different labels (a linear and a spherical row), the 2-D manifold grid of "
         "E[x|z] over normal quantiles (latent_dim 2 only), or a scatter of posterior means "
-        "coloured by label (first two latent dimensions, 256x256 pixels).",
+        "coloured by label (first two latent dimensions, 256x256 pixels). A model of the "
+        "labels (--conditional, --labels-per-class) draws samples and reconstructions at "
+        "labels; the other kinds need a model trained without them.",
     )
     plot.add_argument("model", help="a folder written by 'tfvae train'")
     plot.add_argument(

@@ -634,15 +634,22 @@ def plot(
     Returns:
         The path written.
 
+    A model of the labels (`--conditional`, `--labels-per-class`) draws samples at label
+    i mod K for sample i, and reconstructs each image at its own label; the latent-space
+    kinds, which encode or decode without a label, are refused for it.
+
     Raises:
         ValueError: for an unknown kind or bad sizes; for `"manifold"` on a model that
-            is not 2-D with a standard normal prior; for `"latent-scatter"` on a 1-D one.
+            is not 2-D with a standard normal prior; for `"latent-scatter"` on a 1-D one;
+            for a latent-space kind on a model of the labels.
         FileNotFoundError: when `model_dir` is not a model folder.
     """
     validation.one_of(kind, PLOT_KINDS, "kind")
     n = validation.positive_int(n, "n")
     validation.one_of(split, SPLITS, "split")
     model, recipe, config = load(model_dir)
+    if kind not in ("samples", "reconstructions"):
+        _refuse_label_models(model, f"plot kind={kind!r}", "kind 'samples' or 'reconstructions'")
     if kind == "samples":
         return write_samples(model, recipe, out, n=n, seed=seed, mean=True)
     if kind == "manifold":
@@ -654,7 +661,9 @@ def plot(
     )
     x = model_input(x, recipe)
     if kind == "reconstructions":
-        return write_reconstructions(model, recipe, x[:n], out)
+        condition, _ = label_inputs(model, labels[:n])
+        inputs = x[:n] if condition is None else (x[:n], condition)
+        return write_reconstructions(model, recipe, inputs, out)
     if kind == "latent-scatter":
         return plots.save_png(out, latent.latent_scatter(model, x, labels))
     if len(x) < 2:
@@ -664,6 +673,16 @@ def plot(
     rows = [latent.interpolate(model, x[0], x[second], steps, method) for method in latent.METHODS]
     images = np.concatenate(rows)  # [2 * steps, *data_shape]: linear, then spherical
     return plots.save_image_grid(out, images, data_range=recipe.data_range, columns=steps)
+
+
+def _refuse_label_models(model: VAE, what: str, expected: str) -> None:
+    """Raises for a model of the labels (conditional or M2), which `what` cannot take."""
+    if model.condition_shape is not None:
+        raise ValueError(
+            f"{what} works on a model trained without labels. Expected {expected}. "
+            f"Received: a model of {model.condition_shape[0]} labels "
+            "(trained with --conditional or --labels-per-class)."
+        )
 
 
 def missing_mask(shape, kind: str, seed: int = 0) -> np.ndarray:
@@ -699,14 +718,17 @@ def impute(
 
     Writes a PNG grid of three rows of `n` images: the originals, the inputs with their
     missing entries shown as the middle of the data range, and the completed images
-    (`tfvae.inference.impute`).
+    (`tfvae.inference.impute`). A model of the labels completes each image at its label.
     """
     model, recipe, config = load(model_dir)
     n = validation.positive_int(n, "n")
-    x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
+    x, y = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     x = model_input(x[:n], recipe)
+    condition, _ = label_inputs(model, y[:n])
     missing = missing_mask(x.shape, mask, seed)
-    completed = np.asarray(model.impute(x, missing, method=method, steps=steps, seed=seed))
+    completed = np.asarray(
+        model.impute(x, missing, method=method, steps=steps, seed=seed, condition=condition)
+    )
     middle = np.float32(sum(recipe.data_range) / 2)
     rows = np.concatenate([x, np.where(missing, middle, x), completed])
     return plots.save_image_grid(out, rows, data_range=recipe.data_range, columns=len(x))
@@ -746,7 +768,8 @@ def gradients(
 
     Raises:
         ValueError: for bad arguments (named), an estimator that does not suit the
-            model's objective, or a split with fewer than `batch_size` examples.
+            model's objective, a split with fewer than `batch_size` examples, or a model
+            of the labels (the estimators are measured without a condition).
         FileNotFoundError: when `model_dir` is not a model folder.
     """
     from tfvae import diagnostics
@@ -754,6 +777,7 @@ def gradients(
     batch_size = validation.positive_int(batch_size, "batch_size")
     validation.one_of(split, SPLITS, "split")
     model, recipe, config = load(model_dir)
+    _refuse_label_models(model, "gradients", "a model trained without labels")
     x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     if len(x) < batch_size:
         raise ValueError(

@@ -321,6 +321,8 @@ def test_the_labels_of_a_run_are_one_hot_or_partly_kept():
     condition, targets = workflow.label_inputs(model, y_test)
     np.testing.assert_array_equal(condition, np.eye(3)[y_test])
     np.testing.assert_array_equal(targets, y_test)
+    with pytest.raises(ValueError, match=r"labels in 0\.\.2: .*Received: labels from 0 to 3"):
+        workflow.label_inputs(model, np.array([0, 3]))
     with pytest.raises(ValueError, match=r"at least 2 classes.*Received: num_classes=None"):
         workflow.build_model(
             workflow.TrainConfig(conditional=True).resolve(workflow.RECIPES["digits"]),

@@ -423,10 +423,21 @@ def label_inputs(model: VAE, y) -> tuple[np.ndarray | None, np.ndarray | None]:
     """`(condition, targets)` of a split's integer labels `y` for `model`: the one-hot
     labels its networks take, and the labels `fit` and `evaluate` pair with x (one-hot
     for a conditional VAE, the integers for M2, whose metrics then include its
-    classifier's accuracy); `(None, None)` for an unconditional model."""
+    classifier's accuracy); `(None, None)` for an unconditional model.
+
+    Raises:
+        ValueError: when a label is outside the model's 0..K-1 (data of other labels).
+    """
     if model.condition_shape is None:
         return None, None
-    condition = np.eye(model.condition_shape[0], dtype=np.float32)[y]
+    num_classes = model.condition_shape[0]
+    y = np.asarray(y)
+    if y.size and (y.min() < 0 or y.max() >= num_classes):
+        raise ValueError(
+            f"Expected the data's labels in 0..{num_classes - 1}: this model was trained on "
+            f"{num_classes} labels. Received: labels from {y.min()} to {y.max()}"
+        )
+    condition = np.eye(num_classes, dtype=np.float32)[y]
     m2 = isinstance(model, semi_supervised.SemiSupervisedVAE)
     return condition, (np.asarray(y, np.int64) if m2 else condition)
 

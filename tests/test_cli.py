@@ -463,7 +463,7 @@ def test_train_and_evaluate_models_of_the_labels(tmp_path, capsys):
         assert cli.main(["plot", folder, "--kind", "interpolation", "--out", png]) == 1
         assert "Expected kind 'samples' or 'reconstructions'" in capsys.readouterr().err
     assert cli.main(["gradients", str(tmp_path / "c"), "--out", png]) == 1
-    assert "gradients works on a model trained without labels" in capsys.readouterr().err
+    assert "gradients takes no label, so it needs a model trained" in capsys.readouterr().err
 
 
 def test_kl_cycles_build_a_cyclical_schedule():

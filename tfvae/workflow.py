@@ -629,6 +629,10 @@ def plot(
           dimensions) as 3x3 squares coloured by label on white
           (`tfvae.latent.latent_scatter`): 256 x 256 RGB pixels.
 
+    A model of the labels (`--conditional`, `--labels-per-class`) draws samples at label
+    i mod K for sample i, and reconstructs each image at its own label; the latent-space
+    kinds, which encode or decode without a label, are refused for it.
+
     Args:
         model_dir: a folder written by `train`.
         kind: one of the kinds above.
@@ -644,10 +648,6 @@ def plot(
 
     Returns:
         The path written.
-
-    A model of the labels (`--conditional`, `--labels-per-class`) draws samples at label
-    i mod K for sample i, and reconstructs each image at its own label; the latent-space
-    kinds, which encode or decode without a label, are refused for it.
 
     Raises:
         ValueError: for an unknown kind or bad sizes; for `"manifold"` on a model that
@@ -690,8 +690,8 @@ def _refuse_label_models(model: VAE, what: str, expected: str) -> None:
     """Raises for a model of the labels (conditional or M2), which `what` cannot take."""
     if model.condition_shape is not None:
         raise ValueError(
-            f"{what} works on a model trained without labels. Expected {expected}. "
-            f"Received: a model of {model.condition_shape[0]} labels "
+            f"{what} takes no label, so it needs a model trained without labels. Expected "
+            f"{expected}. Received: a model of {model.condition_shape[0]} labels "
             "(trained with --conditional or --labels-per-class)."
         )
 
@@ -788,7 +788,11 @@ def gradients(
     batch_size = validation.positive_int(batch_size, "batch_size")
     validation.one_of(split, SPLITS, "split")
     model, recipe, config = load(model_dir)
-    _refuse_label_models(model, "gradients", "a model trained without labels")
+    _refuse_label_models(
+        model,
+        "gradients",
+        "a folder of `tfvae train` run without --conditional and --labels-per-class",
+    )
     x, _ = data.load(dataset or config.dataset, split=split, data_dir=data_dir or config.data_dir)
     if len(x) < batch_size:
         raise ValueError(

@@ -589,7 +589,6 @@ def test_keras_save_load_round_trip(tmp_path, name):
         loaded.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
         vae.prior_layer.log_prob(z, tf.constant([1, 2])).numpy(),
     )
-
     # Training resumes from the restored optimizer with the user's jit_compile setting.
     assert loaded.get_compile_config()["jit_compile"] is True
     assert loaded.optimizer.iterations.numpy() == vae.optimizer.iterations.numpy()

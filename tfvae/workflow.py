@@ -375,10 +375,8 @@ def train(
         history = {**saver.history, "latent": diagnostics.history}
         (staging / "history.json").write_text(json.dumps(history, indent=2) + "\n")
         write_samples(model, recipe, staging / "samples.png", seed=config.seed, mean=True)
-        inputs = validation_x[:32]
-        if test_condition is not None:
-            inputs = (inputs, test_condition[:32])
-        write_reconstructions(model, recipe, inputs, staging / "reconstructions.png")
+        reconstructions = staging / "reconstructions.png"
+        write_reconstructions(model, recipe, validation_x[:32], reconstructions, y_test[:32])
     checkpoints.discard(checkpoint)
     return out
 
@@ -426,11 +424,14 @@ def label_inputs(model: VAE, y) -> tuple[np.ndarray | None, np.ndarray | None]:
     classifier's accuracy); `(None, None)` for an unconditional model.
 
     Raises:
-        ValueError: when a label is outside the model's 0..K-1 (data of other labels).
+        ValueError: when `y` is None, or a label is outside the model's 0..K-1 (data of
+            other labels).
     """
     if model.condition_shape is None:
         return None, None
     num_classes = model.condition_shape[0]
+    if y is None:
+        raise ValueError(f"Expected the data's labels: this model takes one of {num_classes}.")
     y = np.asarray(y)
     if y.size and (y.min() < 0 or y.max() >= num_classes):
         raise ValueError(
@@ -572,22 +573,20 @@ def export(model_dir, name=None, out_dir=None, saved_model_dir=None, **kwargs) -
 def write_samples(model: VAE, recipe: Recipe, path, n=64, seed=0, mean=False) -> Path:
     """Writes a PNG grid of `n` draws x ~ p(x|z), z ~ p(z) (or E[x|z] when `mean`); a
     model of K labels draws sample i at label i mod K."""
-    condition = None
-    if model.condition_shape is not None:
-        num_classes = model.condition_shape[0]
-        condition = np.eye(num_classes, dtype=np.float32)[np.arange(n) % num_classes]
+    labels = None if model.condition_shape is None else np.arange(n) % model.condition_shape[0]
+    condition, _ = label_inputs(model, labels)
     samples = np.asarray(model.sample(n, seed=seed, mean=mean, condition=condition))
     return plots.save_image_grid(path, samples, data_range=recipe.data_range)
 
 
-def write_reconstructions(model: VAE, recipe: Recipe, x, path) -> Path:
-    """Writes images beside their reconstruction means, pairs in rows of 4, as a PNG; `x`
-    is `(images, conditions)` for a conditional model.
+def write_reconstructions(model: VAE, recipe: Recipe, x, path, labels=None) -> Path:
+    """Writes images `x` beside their reconstruction means, pairs in rows of 4, as a PNG;
+    a model of the labels reconstructs each at its integer label in `labels`.
 
     It calls the model, not `predict`: under a multi-worker strategy `predict` is a
     collective that every worker must join, and only the chief writes pictures."""
-    reconstructions = np.asarray(model(x))
-    x = x[0] if isinstance(x, tuple) else x
+    condition, _ = label_inputs(model, labels)
+    reconstructions = np.asarray(model(x if condition is None else (x, condition)))
     pairs = plots.interleave(x, reconstructions)
     return plots.save_image_grid(
         path, pairs, data_range=recipe.data_range, columns=plots.RECONSTRUCTION_COLUMNS
@@ -672,9 +671,7 @@ def plot(
     )
     x = model_input(x, recipe)
     if kind == "reconstructions":
-        condition, _ = label_inputs(model, labels[:n])
-        inputs = x[:n] if condition is None else (x[:n], condition)
-        return write_reconstructions(model, recipe, inputs, out)
+        return write_reconstructions(model, recipe, x[:n], out, labels[:n])
     if kind == "latent-scatter":
         return plots.save_png(out, latent.latent_scatter(model, x, labels))
     if len(x) < 2:
